@@ -41,7 +41,7 @@ def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pulumi_cli: str) ->
 
 
 @pytest.fixture
-def engine_emulator():
+def engine_emulator(backend):
     """An emulator with a realistic random key (so 'the key is absent from state' means something),
     and delays long enough that concurrency and readiness are observable."""
     import secrets

@@ -54,9 +54,16 @@ class Deployment:
         return [r for r in deployment.get("resources", []) if r["type"].endswith(type_suffix)]
 
     def state_text(self) -> str:
-        import json
+        """What is really stored: every file of the file:// backend (state, history, backups) and a
+        plain `pulumi stack export`. (The Automation API's export_stack() passes --show-secrets.)"""
+        import subprocess
 
-        return json.dumps(self.stack.export_stack().deployment)
+        backend = Path(os.environ["PULUMI_BACKEND_URL"].removeprefix("file://"))
+        files = [p.read_text(errors="replace") for p in sorted(backend.rglob("*")) if p.is_file()]
+        export = subprocess.run(["pulumi", "stack", "export", "--stack", self.stack.name], cwd=self.work_dir,
+                                capture_output=True, text=True, check=True).stdout
+        assert '"resources"' in export
+        return "\n".join(files + [export])
 
 
 def deploy(emulator, tmp_path: Path, monkeypatch, *, name: str = "e2e", models: dict | None = None,

@@ -1,0 +1,29 @@
+"""runpod-deploy: one RunPod GPU pod per vision model, each serving vLLM's OpenAI API on port 8000
+and Open WebUI on port 3000. `pulumi up` creates them; `pulumi destroy` removes them."""
+
+import pulumi
+
+from runpod_deploy import config
+from runpod_deploy.model_server import ModelServer
+
+cfg = config.from_pulumi()  # validated, volume and GPU ids checked against RunPod, before any pod
+user_secrets = pulumi.Config(config.NS).get_secret_object("modelSecrets")
+
+servers = {name: ModelServer(name, model, cfg, user_secrets) for name, model in cfg.models.items()}
+
+for name, s in servers.items():
+    pulumi.export(f"{name}_api_url", s.api_url)
+    pulumi.export(f"{name}_webui_url", s.webui_url)
+    pulumi.export(f"{name}_pod_id", s.pod_id)
+    pulumi.export(f"{name}_gpu_type", s.gpu_type)
+    pulumi.export(f"{name}_cost_per_hr", s.cost_per_hr)
+    pulumi.export(f"{name}_api_key", s.api_key)  # secret: `pulumi stack output --show-secrets`
+    pulumi.export(f"{name}_webui_admin_password", s.webui_admin_password)  # secret
+# One map for other stacks (StackReference); no secrets in it, so it stays readable.
+pulumi.export("models", {
+    name: {"api_url": s.api_url, "webui_url": s.webui_url, "pod_id": s.pod_id,
+           "gpu_type": s.gpu_type, "cost_per_hr": s.cost_per_hr,
+           "served_model_name": cfg.models[name].served_model_name}
+    for name, s in servers.items()
+})
+pulumi.export("webui_admin_email", cfg.webui_admin_email)

@@ -1,0 +1,89 @@
+"""`ModelServer`: one model behind vLLM (port 8000) and Open WebUI (port 3000) on one RunPod pod,
+with its own generated vLLM key and Open WebUI admin password."""
+
+from __future__ import annotations
+
+import pulumi
+
+import startup
+from runpod_provider.pod import Pod
+
+from .config import ModelConfig, StackConfig
+from .secret import GeneratedSecret
+
+VLLM_PORT, WEBUI_PORT = 8000, 3000
+PORTS = [f"{VLLM_PORT}/http", f"{WEBUI_PORT}/http", "22/tcp"]  # 22/tcp: SSH, as with the old scripts
+
+
+class ModelServer(pulumi.ComponentResource):
+    api_url: pulumi.Output[str]
+    webui_url: pulumi.Output[str]
+    pod_id: pulumi.Output[str]
+    gpu_type: pulumi.Output[str]
+    cost_per_hr: pulumi.Output[float]
+    api_key: pulumi.Output[str]
+    webui_admin_password: pulumi.Output[str]
+
+    def __init__(self, name: str, model: ModelConfig, cfg: StackConfig, user_secrets: pulumi.Output | None,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("runpod-deploy:index:ModelServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        def user_value(field: str) -> pulumi.Output | None:
+            # `pulumi config set --secret --path 'modelSecrets.<model>.<field>' …` overrides a generated value.
+            return user_secrets.apply(lambda s: ((s or {}).get(name) or {}).get(field)) if user_secrets else None
+
+        api_key = GeneratedSecret(f"{name}-vllm-api-key", user_value("apiKey"), opts=child)
+        admin_password = GeneratedSecret(f"{name}-webui-admin-password", user_value("webuiAdminPassword"), opts=child)
+        webui_secret = GeneratedSecret(f"{name}-webui-secret-key", length=48, opts=child)
+
+        env = startup.startup_env(
+            pod_label=name,
+            model_id=model.model_id,
+            served_model_name=model.served_model_name,
+            model_revision=model.revision,
+            model_local_dir=model.local_dir,
+            gpu_profiles={gpu: p.model_dump(exclude_none=True) for gpu, p in model.gpu_profiles.items()},
+            vllm_extra_args=model.vllm_args,
+            vllm_version=cfg.vllm_version,
+            openwebui_version=cfg.openwebui_version,
+            workspace="/workspace",
+        )
+        env["WEBUI_ADMIN_EMAIL"] = cfg.webui_admin_email
+        secret_env = {
+            "VLLM_API_KEY": api_key.result,
+            "WEBUI_ADMIN_PASSWORD": admin_password.result,
+            "WEBUI_SECRET_KEY": webui_secret.result,
+        }
+        if cfg.hf_token:
+            secret_env["HF_TOKEN"] = pulumi.Output.secret(cfg.hf_token)
+
+        pod = Pod(name, {
+            "name_prefix": f"{cfg.project}-{cfg.stack}-{name}".lower(),
+            "image": cfg.image,
+            "gpu_type_ids": cfg.gpu_types_for(model),
+            "gpu_count": model.gpu_count,
+            "data_center_ids": [cfg.data_center],
+            "cloud": cfg.cloud,
+            "network_volume_id": cfg.network_volume_id,
+            "volume_mount_path": "/workspace",
+            "min_cuda_version": cfg.min_cuda_version,
+            "start_ssh": cfg.start_ssh,
+            "container_disk_gb": model.container_disk_gb or cfg.container_disk_gb,
+            "ports": PORTS + model.extra_ports,
+            "env": env,
+            "secret_env": secret_env,
+            "start_command": startup.bootstrap_command(),
+            "running": model.running,
+            "readiness": [{"port": VLLM_PORT, "path": "/health"}, {"port": WEBUI_PORT, "path": "/health"}],
+            "ready_timeout_s": cfg.ready_timeout_seconds,
+        }, opts=child)
+
+        self.pod_id = pod.pod_id
+        self.gpu_type = pod.gpu_type
+        self.cost_per_hr = pod.cost_per_hr
+        self.api_url = pod.urls.apply(lambda u: u[str(VLLM_PORT)] + "/v1")
+        self.webui_url = pod.urls.apply(lambda u: u[str(WEBUI_PORT)])
+        self.api_key = api_key.result
+        self.webui_admin_password = admin_password.result
+        self.register_outputs({"api_url": self.api_url, "webui_url": self.webui_url, "pod_id": self.pod_id})

@@ -1,0 +1,429 @@
+"""HTTP client for RunPod REST v2 (https://api.runpod.io/v2).
+
+Transport, retries and RunPod's quirks live here, each in one place; callers get pydantic models
+(`wire.py`) and exceptions from `errors.py`.
+
+Retry policy, by method:
+- GET, PATCH, DELETE are idempotent (our PATCH bodies carry the full desired value of each field),
+  so urllib3's `Retry` resends them on connection errors, read timeouts, 429 (honouring
+  Retry-After, each wait capped at MAX_RETRY_AFTER_S) and 500/502/503/504, with exponential
+  backoff, `retry_total` times at most.
+- POST (create, actions) is never resent by urllib3 (a failed connect, where nothing was sent, is
+  the exception). `_post` resends only after a 429, which the server refuses before doing
+  anything, and hands a Retry-After above MAX_RETRY_AFTER_S back to the caller. A 5xx or timeout
+  on a create is resolved by adoption (see `create_pod`); on an action it is raised, and the
+  caller re-reads the pod.
+
+One client per thread: a `requests.Session` is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import pydantic
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .errors import (
+    NotFoundError,
+    RateLimitedError,
+    RunPodError,
+    ServerError,
+    TransportError,
+    error_from_response,
+)
+from .wire import (
+    TERMINATED,
+    CreatePodRequest,
+    GpuType,
+    NetworkVolume,
+    Pod,
+    PodActionRequest,
+    UpdatePodRequest,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.runpod.io/v2"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_RETRY_AFTER_S = 120  # a longer wait (hour/day windows) goes back to the caller as the 429
+BACKOFF_MAX_S = 30.0
+ADOPT_POLL_S = 0.5
+MAX_LIST_PAGES = 1000  # guards against a server that never stops paginating
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("runpod-deploy")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+USER_AGENT = f"runpod-deploy/{_version()}"
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Sets the Bearer header. Set as `session.auth`, it also stops requests reading ~/.netrc."""
+
+    def __init__(self, api_key: str) -> None:
+        self._header = f"Bearer {api_key}"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+class RunPodClient:
+    """RunPod REST v2. One client per thread; `close()` it, or use it as a context manager."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry_total: int = 5,
+        backoff_factor: float = 0.5,
+        adopt_wait_s: float = 5.0,
+    ) -> None:
+        api_key = (api_key or "").strip()  # a key pasted with its trailing newline still works
+        if not api_key:
+            raise ValueError("api_key is empty")
+        self.base_url = (base_url or os.environ.get("RUNPOD_API_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self._path_prefix = urlsplit(self.base_url).path  # "/v2", so messages show the real path
+        self.timeout = timeout
+        self.retry_total = retry_total
+        self.backoff_factor = backoff_factor
+        self.adopt_wait_s = adopt_wait_s
+
+        self._session = requests.Session()
+        self._session.auth = _BearerAuth(api_key)
+        self._session.headers.update(
+            {
+                # Quirk: Cloudflare answers 403/1010 to library-default User-Agents.
+                "User-Agent": USER_AGENT,
+                "Content-Type": "application/json",
+            }
+        )
+        retry = Retry(
+            total=retry_total,
+            allowed_methods=IDEMPOTENT_METHODS,  # never POST: a create may take effect and fail
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_max=BACKOFF_MAX_S,
+            respect_retry_after_header=True,
+            retry_after_max=MAX_RETRY_AFTER_S,
+            raise_on_status=False,  # hand back the last response so it becomes a typed error
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> RunPodClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- pods --------------------------------------------------------------------------------
+
+    def create_pod(self, req: CreatePodRequest) -> Pod:
+        """POST /pods. `req.name` must be unique to this create (adoption matches on it).
+
+        On a 5xx, timeout or dropped connection the pod is looked up by name and adopted. If it
+        does not appear within `adopt_wait_s`, the original ServerError/TransportError is raised;
+        nothing was created as far as the list shows, so the caller may send the create again.
+        """
+        try:
+            resp = self._post("/pods", req.to_body())
+        except (ServerError, TransportError) as exc:
+            # Quirk: no idempotency key, and a create can fail after it has created the pod.
+            pod = self._adopt(req.name)
+            if pod is None:
+                raise
+            log.warning("create of %r failed (%s) but the pod exists: adopted %s", req.name, exc, pod.id)
+            return pod
+        return self._model(Pod, resp, "POST", "/pods")
+
+    def get_pod(self, pod_id: str) -> Pod:
+        """GET /pods/{id}. Raises NotFoundError on 404 (unknown, or not visible to this key)."""
+        path = f"/pods/{_seg(pod_id)}"
+        return self._model(Pod, self._request("GET", path), "GET", path)
+
+    def list_pods(self) -> list[Pod]:
+        """GET /pods, every page."""
+        pods: list[Pod] = []
+        params: dict[str, str] = {}
+        seen: set[str] = set()
+        for _ in range(MAX_LIST_PAGES):
+            data = self._json(self._request("GET", "/pods", params=params), "GET", "/pods")
+            pods += [self._validate(Pod, p, "GET", "/pods") for p in data.get("pods") or []]
+            # Quirk: pagination is undocumented; follow `pagination` when present, else one page.
+            page = data.get("pagination") or {}
+            cursor = page.get("nextCursor")
+            if not page.get("hasNextPage") or not cursor or cursor in seen:
+                break
+            seen.add(cursor)
+            params = {"cursor": cursor}
+        return pods
+
+    def update_pod(self, pod_id: str, req: UpdatePodRequest) -> Pod:
+        """PATCH /pods/{id} with the fields set in `req`; returns the full updated Pod."""
+        path = f"/pods/{_seg(pod_id)}"
+        return self._model(Pod, self._request("PATCH", path, body=req.to_body()), "PATCH", path)
+
+    def delete_pod(self, pod_id: str) -> bool:
+        """DELETE /pods/{id}. True if this call deleted it, False if it was already gone (404).
+
+        A False can also follow a retried DELETE whose first attempt did delete; either way the
+        pod no longer exists.
+        """
+        try:
+            self._request("DELETE", f"/pods/{_seg(pod_id)}").close()
+        except NotFoundError:
+            return False
+        return True
+
+    def start_pod(self, pod_id: str) -> Pod:
+        """Start an EXITED/ERROR pod (same host). ConflictError (409) if not allowed now."""
+        return self._action(pod_id, "start")
+
+    def stop_pod(self, pod_id: str) -> Pod:
+        """Stop a pod: releases the GPU, keeps the disk. ConflictError (409) if not allowed now."""
+        return self._action(pod_id, "stop")
+
+    def pod_logs(self, pod_id: str, *, tail: int = 50, deadline_s: float = 3.0) -> list[str]:
+        """The pod's recent log lines (container and system), read for at most `deadline_s`.
+
+        Quirk: the endpoint is a Server-Sent Events stream that never ends by itself, so a timer
+        shuts the socket down at the deadline and whatever arrived by then is returned. An error
+        answer (404, ...) raises as usual.
+        """
+        path = f"/pods/{_seg(pod_id)}/logs"
+        deadline = time.monotonic() + deadline_s
+        resp = self._request(
+            "GET",
+            path,
+            params={"tail": tail},
+            headers={"Accept": "text/event-stream"},
+            stream=True,
+            timeout=(self.timeout, deadline_s + 1.0),
+        )
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shutdown_stream, [resp.raw])
+        timer.daemon = True
+        timer.start()
+        lines: list[str] = []
+        try:
+            for data in _sse_data(resp.raw):
+                lines.append(_log_line(data))
+                if time.monotonic() >= deadline:
+                    break
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError):
+            pass  # the stream was shut down at the deadline, or broke: keep what arrived
+        finally:
+            timer.cancel()
+            resp.close()
+        return lines
+
+    # --- volumes and catalog -----------------------------------------------------------------
+
+    def get_network_volume(self, volume_id: str) -> NetworkVolume:
+        path = f"/network-volumes/{_seg(volume_id)}"
+        return self._model(NetworkVolume, self._request("GET", path), "GET", path)
+
+    def gpu_types(
+        self, *, data_center: str | None = None, gpu_count: int = 1, cloud: str = "SECURE"
+    ) -> list[GpuType]:
+        """GPU types with pod stock for `gpu_count` GPUs in `cloud` (read `GpuType.stock_in`).
+
+        With `data_center`, only the types offered there (at any stock level) are returned.
+        """
+        # `include=AVAILABILITY` needs `product`, and the reverse: either alone is a 400.
+        params = {"include": "AVAILABILITY", "product": "POD", "count": gpu_count, "cloud": cloud}
+        data = self._json(self._request("GET", "/catalog/gpus", params=params), "GET", "/catalog/gpus")
+        gpus = [self._validate(GpuType, g, "GET", "/catalog/gpus") for g in data.get("gpus") or []]
+        if data_center is not None:
+            gpus = [g for g in gpus if any(dc.id == data_center for dc in g.dataCenters or [])]
+        return gpus
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _action(self, pod_id: str, action: str) -> Pod:
+        path = f"/pods/{_seg(pod_id)}/action"
+        resp = self._post(path, PodActionRequest(action=action).to_body())
+        return self._model(Pod, resp, "POST", path)
+
+    def _post(self, path: str, body: dict[str, Any]) -> requests.Response:
+        """POST, resent only after a 429 (refused before any effect), at most `retry_total` times."""
+        for attempt in range(self.retry_total + 1):
+            try:
+                return self._request("POST", path, body=body)
+            except RateLimitedError as exc:
+                wait = exc.retry_after
+                if wait is None:
+                    wait = min(BACKOFF_MAX_S, self.backoff_factor * 2**attempt)
+                if attempt == self.retry_total or wait > MAX_RETRY_AFTER_S:
+                    raise
+                log.info("%s %s rate-limited; retrying in %.1f s", "POST", path, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _adopt(self, name: str) -> Pod | None:
+        """The pod named `name`, polling the list for up to `adopt_wait_s` (it may lag)."""
+        deadline = time.monotonic() + self.adopt_wait_s
+        while True:
+            try:
+                found = [p for p in self.list_pods() if p.name == name and p.status != TERMINATED]
+            except RunPodError as exc:
+                log.warning("listing pods to find %r failed: %s", name, exc)
+                found = []
+            if found:
+                return self._keep_oldest(found)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            time.sleep(min(ADOPT_POLL_S, remaining))
+
+    def _keep_oldest(self, pods: list[Pod]) -> Pod:
+        """Names are unique per create by construction, so several pods with the name are
+        duplicates of this one create (e.g. a create retried upstream): keep the oldest and
+        delete the others so they stop billing."""
+        pods = sorted(pods, key=lambda p: (p.createdAt.timestamp() if p.createdAt else math.inf, p.id))
+        keep, extras = pods[0], pods[1:]
+        for extra in extras:
+            log.warning("deleting duplicate pod %s (name %r); keeping %s", extra.id, keep.name, keep.id)
+            try:
+                self.delete_pod(extra.id)
+            except RunPodError as exc:
+                log.error("could not delete duplicate pod %s: %s", extra.id, exc)
+        return keep
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | None = None,
+    ) -> requests.Response:
+        """Send one request (plus urllib3's retries); any HTTP error becomes a RunPodError."""
+        where = self._path_prefix + path
+        try:
+            resp = self._session.request(
+                method,
+                self.base_url + path,
+                json=body,
+                params=params,
+                headers=headers,
+                stream=stream,
+                timeout=timeout or self.timeout,
+            )
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise TransportError(method, where, None, detail=f"{type(exc).__name__}: {exc}") from None
+        if resp.status_code >= 400:
+            try:
+                text = resp.text
+            except requests.RequestException:
+                text = ""
+            finally:
+                resp.close()
+            raise error_from_response(
+                method,
+                where,
+                resp.status_code,
+                text,
+                content_type=resp.headers.get("Content-Type", ""),
+                retry_after=resp.headers.get("Retry-After"),
+            )
+        return resp
+
+    def _json(self, resp: requests.Response, method: str, path: str) -> dict[str, Any]:
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            where = self._path_prefix + path
+            raise RunPodError(method, where, resp.status_code, detail="response is not a JSON object")
+        return data
+
+    def _model(self, model: type[M], resp: requests.Response, method: str, path: str) -> M:
+        return self._validate(model, self._json(resp, method, path), method, path)
+
+    def _validate(self, model: type[M], data: Any, method: str, path: str) -> M:
+        try:
+            return model.model_validate(data)
+        except pydantic.ValidationError as exc:
+            # Locations and messages only: the input values may include env secrets.
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)]
+            raise RunPodError(
+                method, self._path_prefix + path, None, detail=f"unexpected {model.__name__} shape", errors=problems
+            ) from None
+
+
+def _seg(value: str) -> str:
+    """An id as one path segment: ids are opaque strings."""
+    return quote(value, safe="")
+
+
+def _shutdown_stream(raw: urllib3.response.BaseHTTPResponse) -> None:
+    try:
+        raw.shutdown()  # unblocks the reading thread; its read then ends or raises
+    except (ValueError, RuntimeError, OSError, AttributeError):
+        pass  # already closed
+
+
+def _sse_data(raw: urllib3.response.BaseHTTPResponse) -> Iterator[str]:
+    """The `data:` values of a Server-Sent Events stream, as they arrive.
+
+    `read1` returns whatever bytes are available, so events surface without waiting for a
+    full buffer. Each RunPod event is one JSON `data:` line, so lines are yielded one by one
+    rather than waiting for the blank line that ends an event.
+    """
+    buffer = b""
+    while chunk := raw.read1(8192, decode_content=True):
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            text = line.rstrip(b"\r").decode("utf-8", "replace")
+            if text.startswith("data:"):
+                value = text[5:]
+                yield value[1:] if value.startswith(" ") else value
+
+
+def _log_line(data: str) -> str:
+    """The `line` of a `{"ts","source","line"}` payload; other data is kept as text."""
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return data
+    if isinstance(payload, dict) and "line" in payload:
+        return str(payload["line"])
+    return data

@@ -1,0 +1,42 @@
+"""Errors the Pod provider raises itself (the client's HTTP errors live in `errors.py`).
+Each message says what happened and what to do; none carries a secret."""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    pass
+
+
+class MissingApiKey(ProviderError):
+    def __init__(self) -> None:
+        super().__init__("no RunPod API key: run `pulumi config set --secret runpod:apiKey <key>` "
+                         "or export RUNPOD_API_KEY")
+
+
+class NoCapacityAnywhere(ProviderError):
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__("no GPU type could be placed: " + "; ".join(reasons)
+                         + ". Add GPU types to gpuTypes, or try again later.")
+
+
+class PodNotReady(ProviderError):
+    def __init__(self, pod_id: str, reason: str, last_logs: list[str]) -> None:
+        self.pod_id, self.reason, self.last_logs = pod_id, reason, last_logs
+        logs = "\n".join("    " + line for line in last_logs) or "    (no log lines)"
+        super().__init__(f"pod {pod_id} never became ready ({reason}); it was deleted so it does not "
+                         f"keep billing. Last log lines:\n{logs}")
+
+
+class StartRefused(ProviderError):
+    def __init__(self, pod_id: str, cause: Exception) -> None:
+        super().__init__(f"RunPod refused to start pod {pod_id} ({cause}). A stopped pod can only restart "
+                         "on its old host, whose GPU may be rented out. Replace the pod to place it anew: "
+                         "`pulumi up --replace <the pod's URN>`.")
+
+
+class DeleteTimeout(ProviderError):
+    def __init__(self, pod_id: str, seconds: float) -> None:
+        super().__init__(f"pod {pod_id} was still present {seconds:.0f}s after DELETE; check it in the "
+                         "RunPod console and run `pulumi destroy` again")

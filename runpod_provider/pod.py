@@ -1,0 +1,328 @@
+"""The `runpod:Pod` dynamic resource: one RunPod GPU pod, from create to ready to delete.
+
+This module is imported by reference when Pulumi pickles the provider, so it must stay at
+`runpod_provider.pod` while any stack has pods (delete and refresh unpickle the old reference).
+The provider keeps no per-call state on `self`: the engine runs up to 4 calls concurrently on one
+instance, so each call makes its own client.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pulumi
+from pulumi import dynamic
+from pydantic import ValidationError
+
+from . import errors
+from .failures import DeleteTimeout, MissingApiKey, NoCapacityAnywhere, PodNotReady, StartRefused
+from .client import RunPodClient
+from .readiness import NotReady, ReadinessWaiter, public_url
+from .spec import (
+    INPUT_KEYS,
+    PATCH_KEYS,
+    REPLACE_KEYS,
+    PodSpec,
+    describe_errors,
+    is_pod_name_of,
+    new_pod_name,
+)
+from .wire import CreatePodRequest, GpuRequest, Mounts, NetworkMount, Pod, UpdatePodRequest
+
+OUTPUT_KEYS = ("pod_id", "gpu_type", "data_center", "cost_per_hr", "status", "urls")
+LOG_TAIL_ON_FAILURE = 20
+
+
+class PodProvider(dynamic.ResourceProvider):
+    # The RunPod key is read in configure() (it runs in the provider process, after unpickling), so
+    # it is never pickled into state.
+    _api_key: str | None = None
+
+    def configure(self, req: dynamic.ConfigureRequest) -> None:
+        self._api_key = req.config.get("runpod:apiKey") or os.environ.get("RUNPOD_API_KEY")
+
+    def _client(self) -> RunPodClient:
+        key = self._api_key or os.environ.get("RUNPOD_API_KEY")
+        if not key:
+            raise MissingApiKey()
+        return RunPodClient(key)
+
+    # --- check: validate, and give the pod its unique name once --------------------------------
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
+        inputs = {k: v for k, v in news.items() if k != "__provider"}
+        prefix = inputs.get("name_prefix")
+        # The random suffix is drawn once and kept, like Pulumi's auto-naming.
+        old_name = olds.get("name")
+        if isinstance(prefix, str) and isinstance(old_name, str) and is_pod_name_of(prefix, old_name):
+            inputs["name"] = old_name
+        elif isinstance(prefix, str):
+            inputs["name"] = new_pod_name(prefix)
+        if any(_has_unknowns(v) for v in inputs.values()):  # preview before secrets/ids exist: validate what is known later
+            return dynamic.CheckResult(inputs, [])
+        try:
+            PodSpec.model_validate(inputs)
+        except ValidationError as e:
+            return dynamic.CheckResult(inputs, [dynamic.CheckFailure(p, r) for p, r in describe_errors(e)])
+        return dynamic.CheckResult(inputs, [])
+
+    # --- diff: compares old OUTPUTS (which echo every input) with new inputs -------------------
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        changed = [k for k in INPUT_KEYS if _norm(olds.get(k)) != _norm(news.get(k))]
+        replaces = [k for k in changed if k in REPLACE_KEYS]
+        # delete_before_replace: a GPU pod bills by the hour, and with the old pod gone first any pod
+        # carrying this resource's name prefix at create time can only be an orphan (see create).
+        return dynamic.DiffResult(changes=bool(changed), replaces=replaces,
+                                  delete_before_replace=bool(replaces) or None)
+
+    # --- create ---------------------------------------------------------------------------------
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        spec = PodSpec.model_validate(_inputs(props))
+        client = self._client()
+        try:
+            self._sweep_orphans(client, spec)
+            pod = self._place(client, spec)
+            try:
+                pod = self._wait_until_ready(client, spec, pod) if spec.running else self._stop_when_placed(client, spec, pod)
+            except BaseException:
+                # A failed create leaves nothing billing: the pod is deleted before the error surfaces.
+                _delete_and_wait(client, pod.id)
+                raise
+            return dynamic.CreateResult(pod.id, _outs(spec, pod))
+        finally:
+            client.close()
+
+    def _sweep_orphans(self, client: RunPodClient, spec: PodSpec) -> None:
+        """A create killed mid-way (SIGKILL, lost laptop) leaves a pod that no state records. With
+        delete-before-replace, any pod named like this resource's pods is such an orphan: delete it
+        so it stops billing, instead of leaving a duplicate."""
+        for pod in client.list_pods():
+            if is_pod_name_of(spec.name_prefix, pod.name) and pod.name != spec.name:
+                _say(spec, f"deleting orphan pod {pod.id} ({pod.name}) left by an interrupted create")
+                _delete_and_wait(client, pod.id)
+
+    def _place(self, client: RunPodClient, spec: PodSpec) -> Pod:
+        """Walk the GPU preference list: v2 places one GPU type per create and never falls back."""
+        stock = _catalog_stock(client, spec)
+        reasons: list[str] = []
+        for gpu in spec.gpu_type_ids:
+            if stock is not None and gpu in stock and stock[gpu] == "NONE":
+                reasons.append(f"{gpu}: no stock in {', '.join(spec.data_center_ids)} (catalog)")
+                continue
+            try:
+                pod = client.create_pod(_create_request(spec, gpu))
+            except errors.CapacityError:
+                reasons.append(f"{gpu}: no capacity in {', '.join(spec.data_center_ids)} (create refused)")
+                continue
+            _say(spec, f"created pod {pod.id} on {gpu}")
+            return pod
+        raise NoCapacityAnywhere(reasons)
+
+    def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: Pod) -> Pod:
+        waiter = ReadinessWaiter(
+            get_pod=lambda: client.get_pod(pod.id),
+            read_logs=lambda: client.pod_logs(pod.id, tail=50, deadline_s=0.5),
+            probes=spec.readiness,
+            timeout_s=spec.ready_timeout_s,
+            say=lambda line: _say(spec, line),
+        )
+        try:
+            ready = waiter.wait()
+        except NotReady as e:
+            raise PodNotReady(pod.id, e.reason, _last_logs(client, pod.id)) from None
+        _say(spec, f"pod {pod.id} ready after {waiter.polls} polls")
+        return ready
+
+    def _stop_when_placed(self, client: RunPodClient, spec: PodSpec, pod: Pod) -> Pod:
+        """`running: false` at create: place the pod (so the GPU and host are chosen), then stop it."""
+        ReadinessWaiter(get_pod=lambda: client.get_pod(pod.id), read_logs=lambda: [], probes=[],
+                        timeout_s=spec.ready_timeout_s, say=lambda line: _say(spec, line)).wait()
+        return client.stop_pod(pod.id)
+
+    # --- read (refresh) -------------------------------------------------------------------------
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        client = self._client()
+        try:
+            pod = client.get_pod(id_)
+        except errors.NotFoundError:
+            return dynamic.ReadResult("", {})  # a blank id drops the resource from state
+        finally:
+            client.close()
+        if pod.status == "TERMINATED":
+            return dynamic.ReadResult("", {})
+        inputs = _inputs(props)
+        # What the pod says now wins: a pod stopped in the console reads back as running: false.
+        inputs.update(
+            running=pod.status != "EXITED",
+            image=pod.image or inputs.get("image"),
+            ports=list(pod.ports) if pod.ports is not None else inputs.get("ports"),
+        )
+        if pod.env is not None:
+            secret_keys = set(inputs.get("secret_env") or {})
+            inputs["env"] = {k: v for k, v in pod.env.items() if k not in secret_keys}
+            inputs["secret_env"] = {k: v for k, v in pod.env.items() if k in secret_keys}
+        spec = PodSpec.model_construct(**inputs)
+        return dynamic.ReadResult(id_, _outs(spec, pod), inputs)
+
+    # --- update ---------------------------------------------------------------------------------
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        spec = PodSpec.model_validate(_inputs(news))
+        was_running = bool(olds.get("running", True))
+        client = self._client()
+        try:
+            pod = client.get_pod(id_)
+            if any(_norm(olds.get(k)) != _norm(news.get(k)) for k in PATCH_KEYS):
+                # env is sent whole: a PATCH replaces the pod's entire env map.
+                pod = client.update_pod(id_, UpdatePodRequest(
+                    name=spec.name, image=spec.image, args=spec.args, env=spec.full_env,
+                    ports=spec.ports, disk=spec.container_disk_gb))
+                _say(spec, f"updated pod {id_} in place")
+            if spec.running and (not was_running or pod.status == "EXITED"):
+                try:
+                    pod = client.start_pod(id_)
+                except (errors.BadRequestError, errors.CapacityError, errors.ConflictError) as e:
+                    raise StartRefused(id_, e) from None
+                _say(spec, f"started pod {id_}")
+            elif not spec.running and pod.status != "EXITED":
+                pod = client.stop_pod(id_)
+                _say(spec, f"stopped pod {id_} (GPU released, volume kept)")
+            if spec.running:
+                pod = self._wait_until_ready(client, spec, pod)
+            return dynamic.UpdateResult(_outs(spec, pod))
+        finally:
+            client.close()
+
+    # --- delete ---------------------------------------------------------------------------------
+    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+        client = self._client()
+        try:
+            _delete_and_wait(client, id_)
+        finally:
+            client.close()
+
+
+class Pod(dynamic.Resource, module="runpod", name="Pod"):
+    """A RunPod GPU pod that is ready (probes answer 200) when `pulumi up` returns."""
+
+    pod_id: pulumi.Output[str]
+    gpu_type: pulumi.Output[str]
+    data_center: pulumi.Output[str]
+    cost_per_hr: pulumi.Output[float]
+    status: pulumi.Output[str]
+    urls: pulumi.Output[dict[str, str]]
+    name: pulumi.Output[str]
+
+    def __init__(self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+        # secret_env holds keys and tokens: keep it secret in state even where the engine's
+        # input-to-output secret matching would not (e.g. after a refresh).
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["secret_env"]))
+        super().__init__(PodProvider(), resource_name, {"name": None, **props, **{k: None for k in OUTPUT_KEYS}}, opts)
+
+
+# --- helpers: one mapping each ----------------------------------------------------------------
+def _create_request(spec: PodSpec, gpu: str) -> CreatePodRequest:
+    mounts = None
+    if spec.network_volume_id:
+        mounts = Mounts(network=[NetworkMount(volumeId=spec.network_volume_id, path=spec.volume_mount_path)])
+    return CreatePodRequest(
+        name=spec.name,
+        image=spec.image,
+        gpu=GpuRequest(id=gpu, count=spec.gpu_count, minCudaVersion=spec.min_cuda_version),
+        cloud=spec.cloud,
+        dataCenterIds=spec.data_center_ids,
+        mounts=mounts,
+        disk=spec.container_disk_gb,
+        env=spec.full_env,
+        ports=spec.ports,
+        args=spec.args or None,
+        startSsh=spec.start_ssh or None,
+    )
+
+
+def _outs(spec: PodSpec, pod: Pod) -> dict[str, Any]:
+    """The state: every input echoed (diff compares like with like), plus what RunPod decided."""
+    outs = {k: _dump(getattr(spec, k, None)) for k in INPUT_KEYS}
+    http_ports = [int(p.split("/")[0]) for p in (spec.ports or []) if p.endswith("/http")]
+    outs.update(
+        pod_id=pod.id,
+        gpu_type=pod.gpu.id if pod.gpu else None,
+        data_center=pod.dataCenterId,
+        cost_per_hr=pod.cost,
+        status=pod.status,
+        urls={str(p): public_url(pod.id, p) for p in http_ports},
+    )
+    return outs
+
+
+def _inputs(props: dict[str, Any]) -> dict[str, Any]:
+    return {k: props[k] for k in INPUT_KEYS + ("name",) if k in props and props[k] is not None}
+
+
+def _dump(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_dump(x) for x in v]
+    return v.model_dump() if hasattr(v, "model_dump") else v
+
+
+def _norm(v: Any) -> Any:
+    """Absent, None and empty compare equal; pydantic objects compare by their dict."""
+    v = _dump(v)
+    return None if v in (None, [], {}) else v
+
+
+def _has_unknowns(v: Any) -> bool:
+    """During preview, values not computed yet (e.g. a generated key) arrive as the string
+    rpc.UNKNOWN at the top level, or as `pulumi.output.Unknown` objects inside maps."""
+    from pulumi.output import Unknown
+    from pulumi.runtime import rpc
+
+    if isinstance(v, dict):
+        return any(_has_unknowns(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_unknowns(x) for x in v)
+    return isinstance(v, Unknown) or v == rpc.UNKNOWN
+
+
+def _catalog_stock(client: RunPodClient, spec: PodSpec) -> dict[str, str] | None:
+    """Best stock level per GPU type across the allowed data centers. Advisory only: a create can
+    still be refused for capacity, and a catalog outage must not block a create."""
+    try:
+        types = client.gpu_types(gpu_count=spec.gpu_count, cloud=spec.cloud)
+    except errors.RunPodError:
+        return None
+    order = ["NONE", "LOW", "MEDIUM", "HIGH"]
+    out = {}
+    for t in types:
+        levels = [t.stock_in(dc) or "NONE" for dc in spec.data_center_ids]
+        out[t.id] = max(levels, key=lambda lv: order.index(lv) if lv in order else 0)
+    return out
+
+
+def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = 300) -> None:
+    """Idempotent: a pod already gone (404 or TERMINATED) counts as deleted."""
+    if not client.delete_pod(pod_id):  # already gone (404)
+        return
+    deadline = time.monotonic() + timeout_s
+    delay = 0.5
+    while time.monotonic() < deadline:
+        try:
+            if client.get_pod(pod_id).status == "TERMINATED":
+                return
+        except errors.NotFoundError:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 10)
+    raise DeleteTimeout(pod_id, timeout_s)
+
+
+def _last_logs(client: RunPodClient, pod_id: str) -> list[str]:
+    try:
+        return client.pod_logs(pod_id, tail=LOG_TAIL_ON_FAILURE, deadline_s=2.0)[-LOG_TAIL_ON_FAILURE:]
+    except Exception:
+        return []
+
+
+def _say(spec: PodSpec, line: str) -> None:
+    # Provider stdout reaches the CLI as info lines (not tied to a resource), so name the pod.
+    print(f"[{spec.name}] {line}", flush=True)

@@ -1,0 +1,109 @@
+"""Waiting until a pod really serves.
+
+RunPod v2 reports RUNNING before the container is up (runtime stays null for several polls), so
+readiness is layered: RUNNING, then `runtime` present, then each probe answering 200 through the
+proxy URL. Polls back off (capped) so a 10-minute cold start costs under 30 API reads.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import requests
+
+from .spec import Probe
+from .wire import Pod
+
+DEFAULT_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
+USER_AGENT = "runpod-deploy/0.1 (+readiness)"  # the proxy 403s urllib's default UA; say who we are
+
+
+def public_url(pod_id: str, port: int) -> str:
+    """The URL users get (stack outputs): always RunPod's public proxy."""
+    return DEFAULT_PROXY_URL.format(pod_id=pod_id, port=port)
+
+
+def proxy_url(pod_id: str, port: int) -> str:
+    """Where readiness is probed. Same as public_url unless RUNPOD_PROXY_URL points the probes at
+    a stand-in (the emulator's proxy in tests and the demo)."""
+    return os.environ.get("RUNPOD_PROXY_URL", DEFAULT_PROXY_URL).format(pod_id=pod_id, port=port)
+
+
+def poll_delays(initial: float | None = None, factor: float = 1.5, cap: float = 30.0) -> Iterator[float]:
+    """1, 1.5, 2.25, … capped at 30 s. `RUNPOD_DEPLOY_POLL_S` shrinks the start for tests and benches."""
+    delay = initial if initial is not None else float(os.environ.get("RUNPOD_DEPLOY_POLL_S", "1.0"))
+    while True:
+        yield delay
+        delay = min(delay * factor, cap)
+
+
+class NotReady(Exception):
+    """The pod did not become ready; `reason` says why, `status` is its last status."""
+
+    def __init__(self, reason: str, status: str | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass
+class ReadinessWaiter:
+    """Polls one pod until it serves. `get_pod` and `read_logs` are the client's calls."""
+
+    get_pod: Callable[[], Pod]
+    read_logs: Callable[[], list[str]]
+    probes: list[Probe]
+    timeout_s: float
+    say: Callable[[str], None] = print
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    polls: int = 0
+    _seen_phases: set[str] = field(default_factory=set)
+
+    def wait(self) -> Pod:
+        deadline = self.clock() + self.timeout_s
+        delays = poll_delays()
+        last_status: str | None = None
+        while True:
+            pod = self.get_pod()
+            self.polls += 1
+            last_status = pod.status
+            if pod.status in ("ERROR", "EXITED", "TERMINATED"):
+                raise NotReady(f"pod went to {pod.status} while starting", pod.status)
+            if pod.status == "RUNNING" and pod.runtime is not None:
+                self._report_progress()
+                failing = [p for p in self.probes if not self._probe_ok(pod.id, p)]
+                if not failing:
+                    return pod
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                waiting_for = "the API to report RUNNING with a runtime" if last_status != "RUNNING" or pod.runtime is None \
+                    else "HTTP 200 from " + ", ".join(f"port {p.port}{p.path}" for p in failing)
+                raise NotReady(f"not ready after {self.timeout_s:.0f}s: still waiting for {waiting_for}", last_status)
+            self.sleep(min(next(delays), remaining))
+
+    def _probe_ok(self, pod_id: str, probe: Probe) -> bool:
+        """One GET through the proxy. Connection errors and 5xx (502 until the port listens,
+        524 past the proxy's 100 s) just mean 'not yet'."""
+        try:
+            r = requests.get(proxy_url(pod_id, probe.port) + probe.path, timeout=10,
+                             headers={"User-Agent": USER_AGENT})
+            return r.status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _report_progress(self) -> None:
+        """Print the startup script's new `runpod-deploy phase=…` lines (pod logs are best effort)."""
+        try:
+            lines = self.read_logs()
+        except Exception:  # logs are a progress nicety; never fail a create over them
+            return
+        for line in lines:
+            if "runpod-deploy " in line:
+                marker = line[line.index("runpod-deploy "):].strip()
+                if marker not in self._seen_phases:
+                    self._seen_phases.add(marker)
+                    self.say(marker)

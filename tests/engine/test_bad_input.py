@@ -1,0 +1,114 @@
+"""Bad configuration is rejected at `preview`, with a message naming the key and the fix, and the
+emulator records no create, update or delete. The README's reliability table lists these cases."""
+
+from __future__ import annotations
+
+import pytest
+from pulumi import automation as auto
+
+from tests.engine.harness import deploy, dev_models
+
+
+def model_change(**kw):
+    models = dev_models()
+    models["olmocr"].update(kw)
+    return {"models": models}
+
+
+def profile_change(**kw):
+    models = dev_models()
+    models["olmocr"]["gpuProfiles"]["default"].update(kw)
+    return {"models": models}
+
+
+def qwen_served_as_olmocr():
+    models = dev_models()
+    models["qwen3vl"]["servedModelName"] = "olmocr"
+    return {"models": models}
+
+
+def renamed(models_key: str):
+    models = dev_models()
+    models[models_key] = models.pop("olmocr")
+    return {"models": models}
+
+
+# (case id, config overrides, deploy kwargs, substrings the error must contain: the key, then the fix)
+CASES = [
+    ("unknown GPU type id", {"gpuTypes": ["NVIDIA L40", "NVIDIA A100 80GB PCIe"]}, {},
+     ["runpod-deploy:gpuTypes", "'NVIDIA L40' is not a RunPod GPU type id"]),
+    ("GPU type id in a model override", model_change(gpuTypes=["RTX 4090"]), {},
+     ["runpod-deploy:models.olmocr.gpuTypes", "not a RunPod GPU type id"]),
+    ("unknown data center", {"dataCenter": "EU-XX-9"}, {},
+     ["runpod-deploy:networkVolumeId", "not in dataCenter EU-XX-9"]),
+    ("malformed data center", {"dataCenter": "eu-ro-1"}, {},
+     ["runpod-deploy:dataCenter", "should match pattern"]),
+    ("network volume in another data center", {"networkVolumeId": "usvol0001"}, {},
+     ["runpod-deploy:networkVolumeId", "is in US-TX-3", "set dataCenter to US-TX-3"]),
+    ("network volume missing", {"networkVolumeId": "novolume42"}, {},
+     ["runpod-deploy:networkVolumeId", "no network volume 'novolume42'"]),
+    ("negative disk", {"containerDiskGb": -5}, {},
+     ["runpod-deploy:containerDiskGb", "greater than or equal to 10"]),
+    ("zero disk", {"containerDiskGb": 0}, {},
+     ["runpod-deploy:containerDiskGb", "greater than or equal to 10"]),
+    ("port without protocol", model_change(extraPorts=["8888"]), {},
+     ["runpod-deploy:models.olmocr.extraPorts.0", "should match pattern"]),
+    ("two models with one served name", qwen_served_as_olmocr(), {},
+     ["runpod-deploy:models", "servedModelName ['olmocr'] is used by more than one model"]),
+    ("model name not usable in a pod name", renamed("OLMOCR_7b"), {},
+     ["runpod-deploy:models", "must be lowercase letters"]),
+    ("empty model id", model_change(modelId=""), {},
+     ["runpod-deploy:models.olmocr.modelId", "should match pattern"]),
+    ("malformed model id", model_change(modelId="olmocr-7b"), {},
+     ["runpod-deploy:models.olmocr.modelId", "should match pattern"]),
+    ("missing RunPod key", {}, {"set_key": False},
+     ["runpod:apiKey is not set", "pulumi config set --secret runpod:apiKey"]),
+    ("RunPod key refused", {}, {"api_key": "rpa_not_a_key_the_api_knows"},
+     ["runpod:apiKey: RunPod refused the key", "pulumi config set --secret runpod:apiKey"]),
+    ("missing HF token for a gated model", model_change(needsHfToken=True), {},
+     ["need a HuggingFace token", "pulumi config set --secret runpod-deploy:hfToken"]),
+    ("GPU count 0", model_change(gpuCount=0), {},
+     ["runpod-deploy:models.olmocr.gpuCount", "greater than or equal to 1"]),
+    ("readiness timeout 0", {"readyTimeoutSeconds": 0}, {},
+     ["runpod-deploy:readyTimeoutSeconds", "greater than 0"]),
+    ("non-boolean running", model_change(running="yes"), {},
+     ["runpod-deploy:models.olmocr.running", "valid boolean", "without quotes"]),
+    ("misspelt model setting", model_change(modleId="x/y"), {},
+     ["runpod-deploy:models.olmocr.modleId", "unknown setting"]),
+    ("empty GPU list", {"gpuTypes": []}, {},
+     ["runpod-deploy:gpuTypes", "at least 1 item"]),
+    ("GPU listed twice", {"gpuTypes": ["NVIDIA L40S", "NVIDIA L40S"]}, {},
+     ["runpod-deploy:gpuTypes", "lists a GPU type twice"]),
+    ("unknown cloud", {"cloud": "ALL"}, {},
+     ["runpod-deploy:cloud", "'SECURE' or 'COMMUNITY'"]),
+    ("GPU profile key that is no GPU id", model_change(gpuProfiles={"L40S": {"maxModelLen": 8192}}), {},
+     ["runpod-deploy:models.olmocr.gpuProfiles", "neither 'default' nor a GPU type id"]),
+    ("GPU memory fraction above 1", profile_change(gpuMemoryUtilization=1.5), {},
+     ["runpod-deploy:models.olmocr.gpuProfiles.default.gpuMemoryUtilization", "less than or equal to 0.99"]),
+    ("context length 0", profile_change(maxModelLen=0), {},
+     ["runpod-deploy:models.olmocr.gpuProfiles.default.maxModelLen", "greater than or equal to 256"]),
+    ("no models", {"models": {}}, {},
+     ["runpod-deploy:models", "at least 1 item"]),
+    ("relative local dir", model_change(localDir="models/olmocr-7b"), {},
+     ["runpod-deploy:models.olmocr.localDir", "should match pattern"]),
+    ("empty image", {"image": ""}, {},
+     ["runpod-deploy:image", "at least 1 character"]),
+]
+
+
+@pytest.mark.parametrize("config,kwargs,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_config_is_rejected_at_preview_before_any_pod(engine_emulator, tmp_path, monkeypatch, config, kwargs, expected):
+    d = deploy(engine_emulator, tmp_path, monkeypatch, **kwargs)
+    d.write_config({**d.config, **config})
+    with pytest.raises(auto.CommandError) as e:
+        d.stack.preview()
+    msg = str(e.value)
+    for part in expected:
+        assert part in msg, f"{part!r} not in:\n{msg[-2000:]}"
+    assert "Traceback" not in msg  # a message, not a crash
+    assert [r for r in engine_emulator.requests if r["method"] in ("POST", "PATCH", "DELETE")] == []
+    assert engine_emulator.pods() == []
+
+
+def test_the_table_has_at_least_twenty_cases():
+    assert len(CASES) >= 20

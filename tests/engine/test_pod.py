@@ -1,0 +1,105 @@
+"""The Pod resource's lifecycle through the real engine: GPU fallback, readiness, replace vs update."""
+
+from __future__ import annotations
+
+import pytest
+from pulumi import automation as auto
+
+from tests.engine.harness import deploy, dev_models
+
+
+def one_model(**overrides) -> dict:
+    m = dev_models()["olmocr"]
+    m.update(overrides)
+    return {"olmocr": m}
+
+
+def only_pod(d) -> dict:
+    [r] = d.resources()
+    return r
+
+
+def test_falls_back_to_a100_when_l40s_has_no_stock(engine_emulator, tmp_path, monkeypatch):
+    engine_emulator.set_stock("EU-RO-1", "NVIDIA L40S", "NONE")
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
+    up = d.stack.up()
+    assert up.outputs["olmocr_gpu_type"].value == "NVIDIA A100 80GB PCIe"
+    [pod] = engine_emulator.pods()
+    assert pod["gpu"]["id"] == "NVIDIA A100 80GB PCIe"
+
+
+def test_falls_back_when_the_catalog_says_yes_but_create_says_no_capacity(engine_emulator, tmp_path, monkeypatch):
+    # Catalog stock is advisory: a capacity 400 on create moves on to the next GPU type.
+    engine_emulator.inject(method="POST", path="/v2/pods", kind="status", status=400, count=1,
+                           detail="There are no longer any instances available with the requested specifications. "
+                                  "Please refresh and try again.")
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
+    up = d.stack.up()
+    assert up.outputs["olmocr_gpu_type"].value == "NVIDIA A100 80GB PCIe"
+    assert len(engine_emulator.pods()) == 1
+
+
+def test_no_capacity_anywhere_names_every_candidate_and_creates_nothing(engine_emulator, tmp_path, monkeypatch):
+    for gpu in ("NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"):
+        engine_emulator.set_stock("EU-RO-1", gpu, "NONE")
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
+    with pytest.raises(auto.CommandError) as e:
+        d.stack.up()
+    msg = str(e.value)
+    for gpu in ("NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"):
+        assert f"{gpu}: no stock in EU-RO-1" in msg
+    assert engine_emulator.pods() == []
+
+
+def test_a_pod_that_never_gets_ready_is_deleted_and_the_error_shows_its_last_logs(engine_emulator, tmp_path, monkeypatch):
+    engine_emulator.set_service(ready=False)
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model(), extra={"readyTimeoutSeconds": 3})
+    with pytest.raises(auto.CommandError) as e:
+        d.stack.up()
+    msg = str(e.value)
+    assert "never became ready" in msg and "it was deleted" in msg
+    assert "runpod-deploy phase=" in msg  # the last log lines travel with the error
+    assert engine_emulator.pods() == []
+    assert d.resources() == []
+
+
+def test_a_changed_startup_script_updates_the_pod_in_place(engine_emulator, tmp_path, monkeypatch):
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
+    d.stack.up()
+    pod_id = only_pod(d)["id"]
+    old_b64 = engine_emulator.pods()[0]["env"]["STARTUP_B64"]
+    d.write_config({**d.config, "models": one_model(vllmArgs=["--enforce-eager"])})
+    up = d.stack.up()
+    assert up.summary.resource_changes.get("update") == 1
+    assert up.summary.resource_changes.get("replace", 0) == 0
+    [pod] = engine_emulator.pods()
+    assert pod["id"] == pod_id and pod["env"]["STARTUP_B64"] != old_b64
+    assert "VLLM_API_KEY" in pod["env"]  # PATCH replaces the whole env: the secrets were resent
+
+
+def test_a_changed_gpu_list_replaces_the_pod(engine_emulator, tmp_path, monkeypatch):
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
+    d.stack.up()
+    old_id = only_pod(d)["id"]
+    d.write_config({**d.config, "gpuTypes": ["NVIDIA A100 80GB PCIe"]})
+    up = d.stack.up()
+    assert up.summary.resource_changes.get("replace") == 1
+    [pod] = engine_emulator.pods()
+    assert pod["id"] != old_id and pod["gpu"]["id"] == "NVIDIA A100 80GB PCIe"
+    assert only_pod(d)["id"] == pod["id"]
+
+
+def test_keys_stay_the_same_across_ups(engine_emulator, tmp_path, monkeypatch):
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
+    first = d.stack.up().outputs["olmocr_api_key"].value
+    d.write_config({**d.config, "models": one_model(vllmArgs=["--enforce-eager"])})
+    second = d.stack.up().outputs["olmocr_api_key"].value
+    assert first == second and len(first) >= 32
+
+
+def test_a_user_set_key_replaces_the_generated_one(engine_emulator, tmp_path, monkeypatch):
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
+    d.stack.set_config("runpod-deploy:modelSecrets.olmocr.apiKey", auto.ConfigValue("my-own-key-123", secret=True), path=True)
+    up = d.stack.up()
+    assert up.outputs["olmocr_api_key"].value == "my-own-key-123"
+    assert engine_emulator.pods()[0]["env"]["VLLM_API_KEY"] == "my-own-key-123"
