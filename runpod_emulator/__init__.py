@@ -1,0 +1,10 @@
+"""A local RunPod REST v2 emulator for tests, benchmarks and demos (stdlib only).
+
+`Emulator` runs it in-process; `AdminClient` drives one started with `python -m runpod_emulator`.
+"""
+from .admin import AdminClient
+from .emulator import Emulator
+from .faults import KINDS as FAULT_KINDS
+from .state import CAPACITY_DETAIL
+
+__all__ = ["Emulator", "AdminClient", "FAULT_KINDS", "CAPACITY_DETAIL"]

@@ -1,0 +1,102 @@
+"""The fake pod log: what a pod "prints" during a boot, and the SSE wire format.
+
+A boot's lines are scheduled in pod time when the boot begins (system lines, then the phases our
+startup script prints, spaced by `log_interval`), and materialised lazily when someone looks
+(`PodLog.advance`). Lines already emitted never change, so ids stay stable across reconnects.
+After the last phase the pod prints `phase=ready` once its services are ready, or, while the
+emulator says they never will be (`set_service(ready=False)`), an error line every
+10 x log_interval, like a supervisor restarting a crashing vLLM.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+PHASES = ("prepare", "install-vllm", "install-webui", "download-model", "start-vllm", "start-webui")
+READY_LINE = "runpod-deploy phase=ready"
+CRASH_LINE = "vllm exited with code 1, restarting in 5s"
+MAX_LINES = 5000  # the API's tail maximum; older lines are dropped
+
+
+def rfc3339(ts: float) -> str:
+    """RFC 3339 with milliseconds and a Z, the v2 timestamp form (api digest §2)."""
+    dt = datetime.fromtimestamp(ts, timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class LogLine:
+    seq: int
+    ts: float
+    source: str  # "container" | "system"
+    line: str
+
+    def event_id(self) -> str:
+        return f"{rfc3339(self.ts)}/{self.seq:012d}"
+
+    def as_api(self) -> dict:
+        return {"ts": rfc3339(self.ts), "source": self.source, "line": self.line}
+
+    def sse(self) -> bytes:
+        return f"id: {self.event_id()}\ndata: {json.dumps(self.as_api())}\n\n".encode()
+
+
+def parse_event_id(text: str) -> tuple[float | None, int | None]:
+    """`<ts>/<seq>` -> (None, seq); a bare timestamp -> (ts, None). Raises ValueError."""
+    if "/" in text:
+        return None, int(text.rsplit("/", 1)[1])
+    return parse_rfc3339(text), None
+
+
+class PodLog:
+    """One pod's log across its boots. Not thread-safe: the world's lock guards it."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.lines: list[LogLine] = []
+        self._seq = 0
+        self._scheduled: list[tuple[float, str, str]] = []  # (due, source, line), sorted by due
+        self._tail_at: float | None = None  # when the ready/crash line is next due
+
+    def begin_boot(self, image: str, at: float, container_at: float, ready_at: float, pull: bool):
+        """Schedule a boot's lines. `container_at`: the container starts (end of PROVISIONING)."""
+        script = [(at, "system", f"Pulling image {image}")] if pull else []
+        script.append((container_at, "system", "Starting container"))
+        for i, phase in enumerate(PHASES, start=1):
+            script.append((container_at + i * self.interval, "container", f"runpod-deploy phase={phase}"))
+        self._scheduled = script
+        self._tail_at = max(ready_at, container_at + (len(PHASES) + 1) * self.interval)
+
+    def end_boot(self, at: float, reason: str = "Stopping container"):
+        """The container stops at `at`; the caller has advanced the log to `at` first, so what
+        was due by then is printed and the rest of the boot's script never is."""
+        self._scheduled, self._tail_at = [], None
+        self._append(at, "system", reason)
+
+    def advance(self, now: float, service_ready: bool):
+        """Print every line due by `now`. `service_ready`: the pod's services are (now) allowed up."""
+        while self._scheduled and self._scheduled[0][0] <= now:
+            self._append(*self._scheduled.pop(0))
+        if self._scheduled or self._tail_at is None:
+            return
+        while self._tail_at is not None and self._tail_at <= now:
+            if service_ready:
+                self._append(self._tail_at, "container", READY_LINE)
+                self._tail_at = None
+            else:
+                self._append(self._tail_at, "container", CRASH_LINE)
+                self._tail_at += max(10 * self.interval, 0.1)  # never a zero step
+
+    def _append(self, ts: float, source: str, line: str):
+        self._seq += 1
+        self.lines.append(LogLine(self._seq, ts, source, line))
+        if len(self.lines) > MAX_LINES:
+            del self.lines[: len(self.lines) - MAX_LINES]
+
+    def after(self, seq: int, source: str | None = None) -> list[LogLine]:
+        return [l for l in self.lines if l.seq > seq and (source is None or l.source == source)]

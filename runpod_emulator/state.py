@@ -1,0 +1,592 @@
+"""The emulated world: pods, network volumes and stock, behind one lock.
+
+A pod's status is never stored; it is computed from the current boot's timestamps, so pollers
+see the walk PROVISIONING -> STARTING -> RUNNING (runtime null) -> RUNNING (runtime) -> services
+ready without any background thread:
+
+    create:           |-- provision_delay --|-- start_delay --|-- runtime_delay --|-- ready_delay --|
+    start / restart:                        |-- start_delay --|-- runtime_delay --|-- ready_delay --|
+                       PROVISIONING          STARTING          RUNNING, runtime   RUNNING, runtime,
+                                                               null (live quirk)  proxy 502 -> 200
+
+Stopping ends the boot (EXITED). `start`, `restart` and a PATCH that changes the container begin a
+new boot. Every method takes the lock, so the world is safe to share between handler threads.
+"""
+from __future__ import annotations
+
+import random
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from . import catalog
+from .faults import NO_GPU_DETAIL
+from .logs import PodLog, rfc3339
+from .messages import ApiError, not_found
+
+CAPACITY_DETAIL = ("There are no longer any instances available with the requested specifications. "
+                   "Please refresh and try again.")
+
+# Allowed actions per status (api digest §10; the spec's create example contradicts it, the table wins).
+ACTIONS = {
+    "PROVISIONING": ["stop", "terminate"],
+    "STARTING": ["stop", "terminate"],
+    "RUNNING": ["stop", "restart", "terminate"],
+    "EXITED": ["start", "terminate"],
+    "ERROR": ["start", "terminate"],
+    "TERMINATED": [],
+}
+
+# PATCHing any of these restarts the container (unconfirmed live; the safe assumption for clients).
+RESTART_FIELDS = ("image", "args", "env", "ports", "disk")
+
+# Live quirk (api digest §18.4): runtime.ports carries an extra internal http port not in `ports`.
+INTERNAL_HTTP_PORT = 19123
+
+_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+def _random_id(length: int) -> str:
+    return "".join(random.choice(_ID_CHARS) for _ in range(length))
+
+
+def capacity_error() -> ApiError:
+    return ApiError(400, CAPACITY_DETAIL, title="Bad Request")
+
+
+@dataclass
+class Boot:
+    """One run of the container: from create/start/restart until stop."""
+    at: float
+    provision: float  # PROVISIONING seconds (0 unless the boot is the create)
+    start: float
+    runtime_delay: float
+    ready_delay: float
+    public_ip: str
+    public_ports: dict  # private port -> public port, fixed for the boot
+
+    @property
+    def running_at(self) -> float:
+        return self.at + self.provision + self.start
+
+    @property
+    def runtime_at(self) -> float:
+        return self.running_at + self.runtime_delay
+
+    @property
+    def ready_at(self) -> float:
+        return self.runtime_at + self.ready_delay
+
+
+@dataclass
+class Pod:
+    id: str
+    seq: int  # creation order, also the pagination cursor
+    name: str
+    image: str
+    args: str
+    disk: int
+    ports: list
+    env: dict
+    registry: Optional[str]
+    cloud: str
+    data_center: str
+    cuda_version: Optional[str]
+    gpu: Optional[dict]
+    cpu: Optional[dict]
+    mounts: dict
+    locked: bool
+    global_networking: bool
+    cost: float
+    created_at: float
+    listed_at: float  # hidden from GET /v2/pods before this (listing-lag fault)
+    log: PodLog
+    boot: Optional[Boot] = None  # None = EXITED
+    last_started_at: Optional[float] = None
+    service_ready: Optional[bool] = None  # per-pod override of World.service_default
+    internal_ip: str = field(default_factory=lambda: f"100.65.{random.randint(0, 255)}.{random.randint(1, 254)}")
+
+
+class World:
+    def __init__(self, provision_delay=1.0, start_delay=1.0, runtime_delay=1.0, ready_delay=2.0,
+                 log_interval=0.25, clock: Callable[[], float] = time.time):
+        self.delays = dict(provision=provision_delay, start=start_delay, runtime=runtime_delay,
+                           ready=ready_delay)
+        self.log_interval = log_interval
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.pods: dict[str, Pod] = {}
+            self.volumes: dict[str, dict] = {v["id"]: v for v in catalog.seeded_volumes()}
+            self.stock = catalog.default_stock()
+            self.service_default = True
+            self._seq = 0
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+
+    def _new_boot(self, pod: Pod, now: float, provision: float):
+        pod.last_started_at = self._started_at(pod, now)
+        public = {p: random.randint(10000, 60000) for p in self._private_ports(pod)}
+        pod.boot = Boot(now, provision, self.delays["start"], self.delays["runtime"], self.delays["ready"],
+                        f"213.173.{random.randint(96, 111)}.{random.randint(1, 254)}", public)
+        pod.log.begin_boot(pod.image, now, now + provision, pod.boot.ready_at, pull=provision > 0)
+
+    def _end_boot(self, pod: Pod, now: float):
+        if pod.boot is None:
+            return
+        self._advance_log(pod, now)
+        pod.last_started_at = self._started_at(pod, now)
+        pod.log.end_boot(now)
+        pod.boot = None
+
+    @staticmethod
+    def _private_ports(pod: Pod) -> list[int]:
+        return [int(p.split("/")[0]) for p in pod.ports] + [INTERNAL_HTTP_PORT]
+
+    @staticmethod
+    def _status(pod: Pod, now: float) -> str:
+        boot = pod.boot
+        if boot is None:
+            return "EXITED"
+        if now < boot.at + boot.provision:
+            return "PROVISIONING"
+        if now < boot.running_at:
+            return "STARTING"
+        return "RUNNING"
+
+    @staticmethod
+    def _started_at(pod: Pod, now: float) -> Optional[float]:
+        if pod.boot is not None and now >= pod.boot.running_at:
+            return pod.boot.running_at
+        return pod.last_started_at
+
+    def _service_ready_flag(self, pod: Pod) -> bool:
+        return self.service_default if pod.service_ready is None else pod.service_ready
+
+    def _services_up(self, pod: Pod, now: float) -> bool:
+        return pod.boot is not None and now >= pod.boot.ready_at and self._service_ready_flag(pod)
+
+    def _advance_log(self, pod: Pod, now: float):
+        pod.log.advance(now, self._service_ready_flag(pod))
+
+    # ----- rendering ---------------------------------------------------------------------------
+
+    def _render(self, pod: Pod, now: float) -> dict:
+        status = self._status(pod, now)
+        started = self._started_at(pod, now)
+        runtime = None
+        ssh_direct = None
+        if status == "RUNNING" and now >= pod.boot.runtime_at:
+            runtime = self._runtime(pod, now)
+            if "22/tcp" in pod.ports:
+                ip, port = pod.boot.public_ip, runtime["ports"][pod.ports.index("22/tcp")]["public"]
+                ssh_direct = {"host": ip, "port": port, "username": "root",
+                              "command": f"ssh root@{ip} -p {port} -i ~/.ssh/id_ed25519"}
+        proxy_user = f"{pod.id}-64411eb2"
+        body = {
+            "id": pod.id,
+            "name": pod.name,
+            "status": status,
+            "actions": list(ACTIONS[status]),
+            "image": pod.image,
+            "args": pod.args,
+            "disk": pod.disk,
+            "ports": list(pod.ports),
+            "env": dict(pod.env),
+            "registry": pod.registry,
+            "mounts": _copy_mounts(pod.mounts),
+            "cloud": pod.cloud,
+            "dataCenterId": pod.data_center,
+            "cudaVersion": pod.cuda_version,
+            "ssh": {
+                "proxy": {"host": "ssh.runpod.io", "port": 22, "username": proxy_user,
+                          "command": f"ssh {proxy_user}@ssh.runpod.io -i ~/.ssh/id_ed25519"},
+                "direct": ssh_direct,
+            },
+            "template": None,
+            "cost": pod.cost,  # live quirk: kept after a stop (the spec says 0.0)
+            "locked": pod.locked,
+            "globalNetworking": ({"enabled": True, "ip": pod.internal_ip.replace("100.65", "10.65", 1),
+                                  "internalDns": f"{pod.id}.runpod.internal"}
+                                 if pod.global_networking else {"enabled": False}),
+            "runtime": runtime,
+            "createdAt": rfc3339(pod.created_at),
+            "startedAt": rfc3339(started) if started else None,
+        }
+        if pod.gpu:
+            body["gpu"] = dict(pod.gpu)
+        if pod.cpu:
+            body["cpu"] = dict(pod.cpu)
+        return body
+
+    def _runtime(self, pod: Pod, now: float) -> dict:
+        boot, up = pod.boot, self._services_up(pod, now)
+        ports = []
+        for spec in pod.ports:
+            private, kind = spec.split("/")
+            private = int(private)
+            ip = boot.public_ip if kind == "tcp" else pod.internal_ip
+            # setdefault: a port PATCHed in while PROVISIONING joins this boot without a restart.
+            public = boot.public_ports.setdefault(private, random.randint(10000, 60000))
+            ports.append({"ip": ip, "private": private, "public": public, "type": kind})
+        ports.append({"ip": pod.internal_ip, "private": INTERNAL_HTTP_PORT,
+                      "public": boot.public_ports[INTERNAL_HTTP_PORT], "type": "http"})
+        gpus = (pod.gpu or {}).get("count", 0)
+        return {
+            "uptime": int(now - boot.running_at),
+            "gpus": [{"util": 0, "memoryUtil": 88 if up else 0} for _ in range(gpus)],
+            "cpu": {"util": 3 if up else 40},
+            "memory": {"util": 35 if up else 10},
+            "ports": ports,
+        }
+
+    # ----- pods: API operations (raise ApiError) ------------------------------------------------
+
+    def _pod(self, pod_id: str) -> Pod:
+        pod = self.pods.get(pod_id)
+        if pod is None:
+            raise not_found("pod not found")
+        return pod
+
+    def get_pod(self, pod_id: str) -> dict:
+        with self.lock:
+            return self._render(self._pod(pod_id), self.clock())
+
+    def list_pods(self, after_seq: int = 0, limit: Optional[int] = None) -> tuple[list[dict], Optional[int]]:
+        """Visible pods created after `after_seq`, oldest first; plus the cursor seq when more remain."""
+        with self.lock:
+            now = self.clock()
+            visible = [p for p in self.pods.values() if p.listed_at <= now and p.seq > after_seq]
+            page = visible if limit is None else visible[:limit]
+            more = limit is not None and len(visible) > limit
+            return [self._render(p, now) for p in page], (page[-1].seq if more else None)
+
+    def all_pods(self) -> list[dict]:
+        """Every live pod, including ones a listing-lag fault hides (for assertions)."""
+        with self.lock:
+            now = self.clock()
+            return [self._render(p, now) for p in self.pods.values()]
+
+    def create_pod(self, body: dict, list_lag: Callable[[], float] = lambda: 0.0) -> dict:
+        """Place and create a pod from a schema-valid CreatePodRequest. `list_lag()` is asked once
+        the pod is placed, so a listing-lag fault is only consumed by a create that succeeds."""
+        with self.lock:
+            now = self.clock()
+            gpu_cfg, cpu_cfg = body.get("gpu"), body.get("cpu")
+            if (gpu_cfg is None) == (cpu_cfg is None):
+                raise ApiError(400, "exactly one of gpu or cpu must be set")
+            if "templateId" in body:
+                raise not_found(f"template '{body['templateId']}' not found")
+            mounts = _copy_mounts(body.get("mounts") or {})
+            if mounts.get("persistent") and mounts.get("network"):
+                raise ApiError(400, "mounts.persistent and mounts.network cannot be combined")
+            if not mounts.get("network"):
+                mounts.pop("network", None)
+            candidates = self._candidate_dcs(body, mounts)
+            cloud = body.get("cloud", "SECURE")
+            if gpu_cfg is not None:
+                dc, cuda, gpu, cost = self._place_gpu(gpu_cfg, cloud, candidates, body.get("globalNetworking", False))
+                cpu = None
+            else:
+                if mounts.get("persistent"):
+                    raise ApiError(400, "CPU pods cannot have a persistent mount")
+                if body.get("globalNetworking"):
+                    raise ApiError(400, "global networking requires an NVIDIA GPU pod")
+                dc, cuda, cpu, cost = self._place_cpu(cpu_cfg, candidates)
+                gpu = None
+            lag = list_lag()
+            self._seq += 1
+            pod = Pod(
+                id=self._unused_id(), seq=self._seq, name=body["name"], image=body["image"],
+                args=body.get("args", ""), disk=body.get("disk", 20), ports=list(body.get("ports", [])),
+                env=dict(body.get("env", {})), registry=body.get("registry"), cloud=cloud,
+                data_center=dc, cuda_version=cuda, gpu=gpu, cpu=cpu, mounts=mounts,
+                locked=False, global_networking=bool(body.get("globalNetworking", False)),
+                cost=cost, created_at=now, listed_at=now + lag, log=PodLog(self.log_interval),
+            )
+            self._new_boot(pod, now, provision=self.delays["provision"])
+            self.pods[pod.id] = pod
+            return self._render(pod, now)
+
+    def _unused_id(self) -> str:
+        while True:
+            pod_id = _random_id(14)
+            if pod_id not in self.pods:
+                return pod_id
+
+    def _candidate_dcs(self, body: dict, mounts: dict) -> list[str]:
+        """Data centers the pod may go to, in order: `dataCenterIds` is an allow-list (api digest §12)."""
+        wanted = body.get("dataCenterIds") or []
+        for dc in wanted:
+            if dc not in catalog.DATA_CENTERS_BY_ID:
+                raise ApiError(400, f"unknown data center '{dc}'")
+        candidates = list(dict.fromkeys(wanted)) or [d.id for d in catalog.DATA_CENTERS]
+        network = mounts.get("network")
+        if network:
+            volume = self.volumes.get(network[0]["volumeId"])
+            if volume is None:
+                raise not_found(f"network volume '{network[0]['volumeId']}' not found")
+            if wanted and volume["dataCenter"] not in wanted:
+                raise ApiError(400, f"network volume '{volume['id']}' is in {volume['dataCenter']}, "
+                                    f"which is not in dataCenterIds {wanted}; the pod must be in the "
+                                    "same data center as its network volume")
+            candidates = [volume["dataCenter"]]  # no dataCenterIds: go where the volume is (unconfirmed)
+        return candidates
+
+    def _place_gpu(self, cfg: dict, cloud: str, candidates: list[str], global_networking: bool):
+        spec = catalog.GPUS_BY_ID.get(cfg["id"])
+        if spec is None:
+            raise ApiError(400, f"gpu.id '{cfg['id']}' is not a known GPU type id; see GET /v2/catalog/gpus")
+        allowed, min_cuda = cfg.get("allowedCudaVersions") or [], cfg.get("minCudaVersion")
+        if allowed and min_cuda:
+            raise ApiError(400, "gpu.allowedCudaVersions and gpu.minCudaVersion cannot both be set")
+        if global_networking and spec.manufacturer != "NVIDIA":
+            raise ApiError(400, "global networking requires an NVIDIA GPU pod")
+        # Live quirk (api digest §18.6): without an explicit gpu.count every create failed for capacity.
+        if "count" not in cfg:
+            raise capacity_error()
+        count = int(cfg["count"])
+        if (count > spec.max_count or (cloud == "COMMUNITY" and not spec.community)
+                or cfg.get("minRamPerGpu", 0) > spec.ram_per_gpu
+                or cfg.get("minVcpuCountPerGpu", 0) > spec.vcpu_per_gpu):
+            raise capacity_error()
+        for dc_id in candidates:
+            dc = catalog.DATA_CENTERS_BY_ID[dc_id]
+            if self.stock.get((dc_id, spec.id), "NONE") == "NONE":
+                continue
+            if global_networking and not dc.global_network:
+                continue
+            cuda = _pick_cuda(dc.cuda_versions, allowed, min_cuda)
+            if cuda is None:
+                continue
+            gpu = {"id": spec.id, "count": count, "vcpuCount": spec.vcpu_per_gpu * count,
+                   "memory": spec.ram_per_gpu * count}
+            return dc_id, cuda, gpu, round(spec.price(cloud) * count, 4)
+        raise capacity_error()
+
+    @staticmethod
+    def _place_cpu(cfg: dict, candidates: list[str]):
+        spec = catalog.CPUS_BY_ID.get(cfg["id"])
+        if spec is None:
+            raise ApiError(400, f"cpu.id '{cfg['id']}' is not a known CPU flavor; see GET /v2/catalog/cpus")
+        vcpus = int(cfg["vcpuCount"])
+        if vcpus & (vcpus - 1):
+            raise ApiError(400, "cpu.vcpuCount must be a power of two")
+        cpu = {"id": spec.id, "vcpuCount": vcpus, "memory": vcpus * spec.ram_per_vcpu}
+        return candidates[0], None, cpu, round(spec.price_per_vcpu * vcpus, 4)
+
+    def update_pod(self, pod_id: str, body: dict) -> dict:
+        """Apply a schema-valid UpdatePodRequest. `env` replaces the whole map (api digest §16)."""
+        with self.lock:
+            now = self.clock()
+            pod = self._pod(pod_id)
+            if "templateId" in body:
+                raise not_found(f"template '{body['templateId']}' not found")
+            if "mounts" in body:
+                mounts = _copy_mounts(body["mounts"])
+                if mounts.get("persistent") and mounts.get("network"):
+                    raise ApiError(400, "mounts.persistent and mounts.network cannot be combined")
+                old_ids = [m["volumeId"] for m in pod.mounts.get("network", [])]
+                if [m["volumeId"] for m in mounts.get("network", [])] != old_ids:
+                    raise ApiError(400, "mounts.network[].volumeId is immutable after create")
+            if body.get("globalNetworking") and not catalog.DATA_CENTERS_BY_ID[pod.data_center].global_network:
+                raise ApiError(400, f"data center {pod.data_center} does not support global networking")
+            current = {"image": pod.image, "args": pod.args, "env": pod.env, "ports": pod.ports, "disk": pod.disk}
+            restart = any(k in body and body[k] != current[k] for k in RESTART_FIELDS)
+            self._advance_log(pod, now)
+            for key, attr in (("name", "name"), ("image", "image"), ("args", "args"), ("disk", "disk"),
+                              ("registry", "registry"), ("locked", "locked"),
+                              ("globalNetworking", "global_networking")):
+                if key in body:
+                    setattr(pod, attr, body[key])
+            if "ports" in body:
+                pod.ports = list(body["ports"])
+            if "env" in body:
+                pod.env = dict(body["env"])
+            if "mounts" in body:
+                pod.mounts = {k: v for k, v in _copy_mounts(body["mounts"]).items() if v}
+            # A container change restarts a started container; a PROVISIONING pod picks it up when it
+            # boots, and an EXITED one when it is next started.
+            if restart and self._status(pod, now) in ("STARTING", "RUNNING"):
+                self._end_boot(pod, now)
+                self._new_boot(pod, now, provision=0.0)
+            return self._render(pod, now)
+
+    def pod_action(self, pod_id: str, action: str, start_fault: Callable[[], object] = lambda: None) -> Optional[dict]:
+        """Apply a lifecycle action; returns the pod, or None for `terminate`. `start_fault()` is
+        asked only for a `start` that would otherwise succeed; a fault it returns fails the start."""
+        with self.lock:
+            now = self.clock()
+            pod = self._pod(pod_id)
+            status = self._status(pod, now)
+            if action not in ACTIONS[status]:
+                raise ApiError(409, f"cannot {action} a pod in status {status}")
+            if pod.locked and action in ("stop", "restart"):
+                raise ApiError(409, f"pod is locked: unlock it (PATCH locked=false) before {action}")
+            if action == "terminate":
+                self._delete(pod)
+                return None
+            if action == "stop":
+                self._end_boot(pod, now)
+            elif action == "start":
+                fault = start_fault()
+                if fault is not None:
+                    raise ApiError(fault.status, fault.detail or NO_GPU_DETAIL)
+                self._new_boot(pod, now, provision=0.0)
+            elif action == "restart":
+                self._end_boot(pod, now)
+                self._new_boot(pod, now, provision=0.0)
+            return self._render(pod, now)
+
+    def delete_pod(self, pod_id: str):
+        with self.lock:
+            self._delete(self._pod(pod_id))
+
+    def _delete(self, pod: Pod):
+        # A deleted pod is gone: GET answers 404 and it leaves the list (TERMINATED is never shown).
+        del self.pods[pod.id]
+
+    # ----- out-of-band (as if someone used the console) -------------------------------------
+
+    def stop_out_of_band(self, pod_id: str):
+        with self.lock:
+            self._end_boot(self._pod(pod_id), self.clock())
+
+    def delete_out_of_band(self, pod_id: str):
+        self.delete_pod(pod_id)
+
+    # ----- services behind the proxy, and logs --------------------------------------------------
+
+    def set_service(self, pod_id: Optional[str], ready: bool):
+        """pod_id None sets the default for all pods, present and future, and clears overrides."""
+        with self.lock:
+            if pod_id is None:
+                self.service_default = bool(ready)
+                for pod in self.pods.values():
+                    pod.service_ready = None
+            else:
+                self._pod(pod_id).service_ready = bool(ready)
+
+    def proxy_target(self, pod_id: str, port: int) -> tuple[str, dict]:
+        """('no_pod'|'no_port'|'down'|'ready', pod env) for a proxied request to pod_id:port."""
+        with self.lock:
+            pod = self.pods.get(pod_id)
+            if pod is None:
+                return "no_pod", {}
+            if f"{port}/http" not in pod.ports:
+                return "no_port", {}
+            now = self.clock()
+            return ("ready" if self._services_up(pod, now) else "down"), dict(pod.env)
+
+    def log_lines(self, pod_id: str, after_seq: int = 0, source: Optional[str] = None):
+        """(lines after `after_seq`, whether the pod still exists); for a stream already open."""
+        with self.lock:
+            pod = self.pods.get(pod_id)
+            if pod is None:
+                return [], False
+            self._advance_log(pod, self.clock())
+            return pod.log.after(after_seq, source), True
+
+    def log_backlog(self, pod_id: str, source: Optional[str], tail: int,
+                    since: Optional[float], after_seq: Optional[int]):
+        """The backfill a new log stream starts with; returns (lines, last seq in the log)."""
+        with self.lock:
+            pod = self._pod(pod_id)
+            self._advance_log(pod, self.clock())
+            lines = pod.log.after(0, source)
+            last = pod.log.lines[-1].seq if pod.log.lines else 0
+            if after_seq is not None:
+                lines = [l for l in lines if l.seq > after_seq]
+            elif since is not None:
+                lines = [l for l in lines if l.ts > since]
+            else:
+                lines = lines[-tail:] if tail else []
+            return lines, last
+
+    # ----- stock -----------------------------------------------------------------------------
+
+    def set_stock(self, data_center: str, gpu_id: str, level: str):
+        if data_center not in catalog.DATA_CENTERS_BY_ID:
+            raise ValueError(f"unknown data center {data_center!r}")
+        if gpu_id not in catalog.GPUS_BY_ID:
+            raise ValueError(f"unknown GPU type {gpu_id!r}")
+        if level not in catalog.AVAILABILITY_LEVELS:
+            raise ValueError(f"level must be one of {catalog.AVAILABILITY_LEVELS}")
+        with self.lock:
+            self.stock[(data_center, gpu_id)] = level
+
+    def stock_level(self, data_center: str, gpu_id: str) -> str:
+        with self.lock:
+            return self.stock.get((data_center, gpu_id), "NONE")
+
+    # ----- network volumes --------------------------------------------------------------------
+
+    def list_volumes(self) -> list[dict]:
+        with self.lock:
+            return [dict(v) for v in self.volumes.values()]
+
+    def get_volume(self, volume_id: str) -> dict:
+        with self.lock:
+            volume = self.volumes.get(volume_id)
+            if volume is None:
+                raise not_found("network volume not found")
+            return dict(volume)
+
+    def create_volume(self, body: dict) -> dict:
+        with self.lock:
+            dc = catalog.DATA_CENTERS_BY_ID.get(body["dataCenter"])
+            if dc is None or not dc.volume_types:
+                able = ", ".join(d.id for d in catalog.DATA_CENTERS if d.volume_types)
+                raise ApiError(400, f"data center '{body['dataCenter']}' does not support network volumes; "
+                                    f"data centers that do: {able}")
+            kind = body.get("type", dc.volume_types[0])
+            if kind not in dc.volume_types:
+                raise ApiError(400, f"data center {dc.id} does not offer {kind} network volumes")
+            volume_id = _random_id(10)
+            volume = {"id": volume_id, "name": body["name"], "size": body["size"], "dataCenter": dc.id, "type": kind}
+            self.volumes[volume_id] = volume
+            return dict(volume)
+
+    def update_volume(self, volume_id: str, body: dict) -> dict:
+        with self.lock:
+            volume = self.volumes.get(volume_id)
+            if volume is None:
+                raise not_found("network volume not found")
+            if "size" in body and body["size"] < volume["size"]:
+                raise ApiError(400, f"network volume size can only grow (current {volume['size']} GB)")
+            volume.update({k: body[k] for k in ("name", "size") if k in body})
+            return dict(volume)
+
+    def delete_volume(self, volume_id: str):
+        with self.lock:
+            if volume_id not in self.volumes:
+                raise not_found("network volume not found")
+            users = [p.id for p in self.pods.values()
+                     if any(m["volumeId"] == volume_id for m in p.mounts.get("network", []))]
+            if users:  # unconfirmed live behaviour; refusing is the cautious emulation
+                raise ApiError(409, f"network volume is attached to pod(s): {', '.join(users)}")
+            del self.volumes[volume_id]
+
+
+def _copy_mounts(mounts: dict) -> dict:
+    out = {}
+    if mounts.get("persistent"):
+        out["persistent"] = dict(mounts["persistent"])
+    if "network" in mounts:
+        out["network"] = [dict(m) for m in mounts["network"]]
+    return out
+
+
+def _pick_cuda(offered, allowed, min_cuda) -> Optional[str]:
+    """The highest host CUDA version in a DC that the pod's constraints accept (exact list or floor)."""
+    def key(v):
+        major, minor = v.split(".")
+        return int(major), int(minor)
+    ok = [v for v in offered
+          if (not allowed or v in allowed) and (min_cuda is None or key(v) >= key(min_cuda))]
+    return max(ok, key=key) if ok else None

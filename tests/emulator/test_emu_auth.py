@@ -1,0 +1,75 @@
+"""Bearer auth, the Cloudflare User-Agent check and RateLimit headers."""
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.request
+
+import pytest
+import requests
+
+
+def test_missing_bearer_token_is_401(emulator):
+    response = requests.get(emulator.api_url + "/pods", timeout=5)
+    assert response.status_code == 401
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json() == {"title": "Unauthorized", "status": 401, "detail": "missing bearer token"}
+    assert "RateLimit" not in response.headers
+
+
+def test_non_bearer_scheme_is_401(emulator):
+    response = requests.get(emulator.api_url + "/pods", headers={"Authorization": "Basic dGVzdA=="}, timeout=5)
+    assert response.status_code == 401
+
+
+def test_unknown_key_is_403(emulator):
+    response = requests.get(emulator.api_url + "/pods", headers={"Authorization": "Bearer nope"}, timeout=5)
+    assert response.status_code == 403
+    assert response.json()["detail"] == "access denied"
+
+
+@pytest.mark.emulator(api_keys=("first", "second"))
+def test_every_configured_key_is_accepted(emulator):
+    for key in ("first", "second"):
+        response = requests.get(emulator.api_url + "/pods", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+        assert response.status_code == 200
+
+
+def test_python_requests_default_user_agent_passes(emulator):
+    response = requests.get(emulator.api_url + "/pods", headers={"Authorization": f"Bearer {emulator.api_key}"},
+                            timeout=5)
+    assert response.request.headers["User-Agent"].startswith("python-requests/")
+    assert response.status_code == 200
+
+
+def test_urllib_default_user_agent_gets_cloudflare_1010(emulator):
+    request = urllib.request.Request(emulator.api_url + "/pods",
+                                     headers={"Authorization": f"Bearer {emulator.api_key}"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    assert caught.value.code == 403
+    assert b"1010" in caught.value.read()
+
+
+def test_missing_user_agent_gets_cloudflare_1010(emulator):
+    # http.client sends no User-Agent unless told to (requests/urllib3 always add one).
+    connection = http.client.HTTPConnection(emulator.host, emulator.port, timeout=5)
+    connection.request("GET", "/v2/pods", headers={"Authorization": f"Bearer {emulator.api_key}"})
+    response = connection.getresponse()
+    assert response.status == 403
+    assert response.getheader("Content-Type").startswith("text/html")
+    connection.close()
+
+
+@pytest.mark.emulator(check_user_agent=False)
+def test_user_agent_check_can_be_switched_off(emulator):
+    request = urllib.request.Request(emulator.api_url + "/pods",
+                                     headers={"Authorization": f"Bearer {emulator.api_key}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def test_authenticated_answers_carry_ratelimit_headers(api):
+    response = api.get("/pods")
+    assert '"minute";r=' in response.headers["RateLimit"]
+    assert '"minute";q=' in response.headers["RateLimit-Policy"]
