@@ -141,7 +141,7 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None) 
         "stack": stack,
         "dataCenter": get(f"{NS}:dataCenter") or env.get("PREFERRED_DATACENTER") or "EU-RO-1",
         "networkVolumeId": get(f"{NS}:networkVolumeId") or env.get("NETWORK_VOLUME_ID"),
-        "gpuTypes": _json(get(f"{NS}:gpuTypes"), "gpuTypes", problems) or DEFAULT_GPU_TYPES,
+        "gpuTypes": DEFAULT_GPU_TYPES if get(f"{NS}:gpuTypes") is None else _json(get(f"{NS}:gpuTypes"), "gpuTypes", problems),
         "models": _json(get(f"{NS}:models"), "models", problems),
         "apiKey": get("runpod:apiKey") or env.get("RUNPOD_API_KEY"),
         "hfToken": get(f"{NS}:hfToken") or env.get("HF_TOKEN"),

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="runpod-deploy", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["preview", "up", "refresh", "destroy", "outputs", "gpus", "pods"])
     parser.add_argument("--stack", default=os.environ.get("STACK", "dev"))
+    parser.add_argument("--work-dir", type=Path, default=ROOT, help="where Pulumi.yaml and Pulumi.<stack>.yaml are")
     parser.add_argument("--show-secrets", action="store_true", help="outputs: print secret outputs too")
     parser.add_argument("--yes", action="store_true", help="accepted for symmetry with the pulumi CLI")
     parser.add_argument("--data-center", default=os.environ.get("PREFERRED_DATACENTER", "EU-RO-1"))
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and "PULUMI_CONFIG_PASSPHRASE_FILE" not in os.environ:
         print("note: PULUMI_CONFIG_PASSPHRASE is not set; the local backend needs it to encrypt secrets "
               "(export PULUMI_CONFIG_PASSPHRASE=…, or use Pulumi Cloud)", file=sys.stderr)
-    st = stack(args.stack)
+    st = stack(args.stack, work_dir=args.work_dir)
     out = dict(on_output=print)
     if args.command == "preview":
         st.preview(**out)

@@ -35,8 +35,8 @@ def renamed(models_key: str):
 
 # (case id, config overrides, deploy kwargs, substrings the error must contain: the key, then the fix)
 CASES = [
-    ("unknown GPU type id", {"gpuTypes": ["NVIDIA L40", "NVIDIA A100 80GB PCIe"]}, {},
-     ["runpod-deploy:gpuTypes", "'NVIDIA L40' is not a RunPod GPU type id"]),
+    ("unknown GPU type id", {"gpuTypes": ["NVIDIA L40S 48GB", "NVIDIA A100 80GB PCIe"]}, {},
+     ["runpod-deploy:gpuTypes", "'NVIDIA L40S 48GB' is not a RunPod GPU type id"]),
     ("GPU type id in a model override", model_change(gpuTypes=["RTX 4090"]), {},
      ["runpod-deploy:models.olmocr.gpuTypes", "not a RunPod GPU type id"]),
     ("unknown data center", {"dataCenter": "EU-XX-9"}, {},
