@@ -77,7 +77,7 @@ class StackConfig(Strict):
     ready_timeout_seconds: StrictInt = Field(1800, alias="readyTimeoutSeconds", gt=0, le=24 * 3600)
     min_cuda_version: str | None = Field("12.8", alias="minCudaVersion", pattern=r"^\d+\.\d+$")
     vllm_version: str = Field("0.11.2", alias="vllmVersion", pattern=r"^\d+\.\d+(\.\d+)?$")
-    openwebui_version: str = Field("0.6.41", alias="openwebuiVersion", pattern=r"^\d+\.\d+(\.\d+)?$")
+    openwebui_version: str = Field("0.7.2", alias="openwebuiVersion", pattern=r"^\d+\.\d+(\.\d+)?$")
     webui_admin_email: str = Field("admin@fuzzion.local", alias="webuiAdminEmail", pattern=r"^[^@\s]+@[^@\s]+$")
     start_ssh: StrictBool = Field(True, alias="startSsh")
     models: dict[str, ModelConfig] = Field(min_length=1)
@@ -107,9 +107,6 @@ class StackConfig(Strict):
 
     @model_validator(mode="after")
     def _secrets(self) -> "StackConfig":
-        if not self.api_key:
-            raise ValueError("runpod:apiKey is not set: run `pulumi config set --secret runpod:apiKey <key>` "
-                             "or export RUNPOD_API_KEY")
         needing = [n for n, m in self.models.items() if m.needs_hf_token]
         if needing and not self.hf_token:
             raise ValueError(f"models {needing} need a HuggingFace token: run "
@@ -156,10 +153,16 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None) 
         problems.append(f"{NS}:models is not set: describe at least one model (see Pulumi.dev.yaml)")
     if problems:
         raise ConfigError(problems)
+    if not raw["apiKey"]:  # reported with the other problems, not after they are fixed
+        problems.append("runpod:apiKey is not set: run `pulumi config set --secret runpod:apiKey <key>` "
+                        "or export RUNPOD_API_KEY")
     try:
-        return StackConfig.model_validate(raw)
+        cfg = StackConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError([_explain(err) for err in e.errors()]) from None
+        raise ConfigError(problems + [_explain(err) for err in e.errors()]) from None
+    if problems:
+        raise ConfigError(problems)
+    return cfg
 
 
 def _explain(err: dict[str, Any]) -> str:

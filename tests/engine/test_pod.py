@@ -64,17 +64,34 @@ def test_a_pod_that_never_gets_ready_is_deleted_and_the_error_shows_its_last_log
 
 
 def test_a_changed_startup_script_updates_the_pod_in_place(engine_emulator, tmp_path, monkeypatch):
+    import startup
+
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
     d.stack.up()
     pod_id = only_pod(d)["id"]
     old_b64 = engine_emulator.pods()[0]["env"]["STARTUP_B64"]
-    d.write_config({**d.config, "models": one_model(vllmArgs=["--enforce-eager"])})
+    # A new version of the template (the inline program runs in this process and reads it from here).
+    edited = tmp_path / "startup.sh"
+    edited.write_text(startup.SCRIPT_PATH.read_text() + "\n# v2 of the template\n")
+    monkeypatch.setattr(startup, "SCRIPT_PATH", edited)
     up = d.stack.up()
     assert up.summary.resource_changes.get("update") == 1
     assert up.summary.resource_changes.get("replace", 0) == 0
     [pod] = engine_emulator.pods()
     assert pod["id"] == pod_id and pod["env"]["STARTUP_B64"] != old_b64
     assert "VLLM_API_KEY" in pod["env"]  # PATCH replaces the whole env: the secrets were resent
+    assert ("PATCH", f"/v2/pods/{pod_id}") in [(r["method"], r["path"]) for r in engine_emulator.requests]
+
+
+def test_changed_vllm_args_update_the_pod_in_place(engine_emulator, tmp_path, monkeypatch):
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
+    d.stack.up()
+    pod_id = only_pod(d)["id"]
+    d.write_config({**d.config, "models": one_model(vllmArgs=["--enforce-eager"])})
+    up = d.stack.up()
+    assert up.summary.resource_changes.get("update") == 1
+    [pod] = engine_emulator.pods()
+    assert pod["id"] == pod_id and pod["env"]["VLLM_EXTRA_ARGS_JSON"] == '["--enforce-eager"]'
 
 
 def test_a_changed_gpu_list_replaces_the_pod(engine_emulator, tmp_path, monkeypatch):

@@ -1,0 +1,14 @@
+"""Fixtures for tests/startup (the harness itself is in startup_harness.py)."""
+
+from __future__ import annotations
+
+import pytest
+from startup_harness import Harness
+
+
+@pytest.fixture
+def h(tmp_path):
+    """A temp WORKSPACE, stubs on PATH, and helpers to start the real script and read stub calls."""
+    harness = Harness(tmp_path)
+    yield harness
+    harness.cleanup()

@@ -1,0 +1,209 @@
+"""Harness for tests/startup: run the REAL startup/startup.sh in a temp WORKSPACE with stub programs
+on PATH (tests/startup/stubs/stub.py). A uniquely named module, so it never clashes with the
+other `conftest` modules of the suite; the `h` fixture is in this directory's conftest.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from startup import OLMOCR_GPU_PROFILES, QWEN3_VL_GPU_PROFILES, SCRIPT_PATH, startup_env  # noqa: E402
+
+STUB_PY = Path(__file__).resolve().parent / "stubs" / "stub.py"
+
+# Distinctive values: the tests grep every output for them.
+SECRETS = {
+    "VLLM_API_KEY": "vk-SECRET-1f3a$9'q\"x",
+    "HF_TOKEN": "hf_SECRETtoken8c2d",
+    "WEBUI_ADMIN_EMAIL": "secret-admin-7e1b@example.invalid",
+    "WEBUI_ADMIN_PASSWORD": "Pw-SECRET-44b0!",
+    "WEBUI_SECRET_KEY": "wsk-SECRET-a9d5",
+}
+
+OLMOCR = dict(
+    pod_label="olmocr",
+    model_id="allenai/olmOCR-2-7B-1025-FP8",
+    served_model_name="olmocr",
+    gpu_profiles=OLMOCR_GPU_PROFILES,
+)
+QWEN = dict(
+    pod_label="qwen3vl",
+    model_id="Qwen/Qwen3-VL-8B-Instruct",
+    served_model_name="qwen3-vl",
+    gpu_profiles=QWEN3_VL_GPU_PROFILES,
+)
+
+PHASES = ["prepare", "install-vllm", "install-webui", "download-model", "start-vllm", "start-webui", "ready"]
+
+
+def sha(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie of an already-dead stub counts as dead
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Run:
+    """One run of the script: its process, and its stdout lines collected by a thread."""
+
+    def __init__(self, proc: subprocess.Popen, vllm_port: int, webui_port: int):
+        self.proc = proc
+        self.vllm_port = vllm_port
+        self.webui_port = webui_port
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 15, count: int = 1) -> re.Match:
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            matches = [m for line in list(self.lines) if (m := rx.search(line))]
+            if len(matches) >= count:
+                return matches[count - 1]
+            if self.proc.poll() is not None and not self._thread.is_alive():
+                break
+            time.sleep(0.05)
+        pytest.fail(f"no {count}x /{pattern}/ within {timeout}s (rc={self.proc.poll()}); output:\n{self.output}")
+
+    def wait_exit(self, timeout: float = 15) -> int:
+        rc = self.proc.wait(timeout)
+        self._thread.join(5)
+        return rc
+
+    def stop(self, timeout: float = 20) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def phases(self) -> list[str]:
+        return [m.group(1) for line in self.lines if (m := re.fullmatch(r"runpod-deploy phase=(\S+)", line))]
+
+
+class Harness:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.ws = tmp / "ws"
+        self.bin = tmp / "bin"
+        self.run_dir = tmp / "run"
+        self.stub_log = tmp / "stub-calls.jsonl"
+        self.runs: list[Run] = []
+        self.bin.mkdir()
+        self.ws.mkdir()
+        for tool in ("uv", "nvidia-smi"):
+            p = self.bin / tool
+            p.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB_PY}" {tool} "$@"\n')
+            p.chmod(0o755)
+        (self.bin / "python3").symlink_to(sys.executable)
+
+    def env(self, model=OLMOCR, *, without=(), **overrides) -> dict[str, str]:
+        settings = dict(model)
+        for key in ("model_local_dir", "model_revision", "vllm_extra_args", "gpu_profiles"):
+            if key in overrides:
+                settings[key] = overrides.pop(key)
+        env = startup_env(workspace=str(self.ws), **settings)
+        env.update(SECRETS)
+        env.update(
+            PATH=f"{self.bin}:/usr/local/bin:/usr/bin:/bin",
+            HOME=str(self.tmp / "home"),
+            LANG="C.UTF-8",
+            RUN_DIR=str(self.run_dir),
+            STUB_LOG=str(self.stub_log),
+            RESTART_BACKOFF_S="1",
+            HEALTH_INTERVAL_S="0.2",
+            STOP_TIMEOUT_S="5",
+            INSTALL_ATTEMPTS="1",
+            # what the runpod/pytorch image sets; the script must neutralise it for the downloader
+            HF_HUB_ENABLE_HF_TRANSFER="1",
+            HF_HOME="/workspace/.cache/huggingface/",
+        )
+        env.update({k: str(v) for k, v in overrides.items()})
+        for key in without:
+            env.pop(key, None)
+        return env
+
+    def start(self, model=OLMOCR, *, without=(), **overrides) -> Run:
+        vllm_port, webui_port = free_port(), free_port()
+        env = self.env(model, without=without, VLLM_PORT=vllm_port, WEBUI_PORT=webui_port, **overrides)
+        proc = subprocess.Popen(
+            ["bash", str(SCRIPT_PATH)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        run = Run(proc, vllm_port, webui_port)
+        self.runs.append(run)
+        return run
+
+    def records(self, *tools: str) -> list[dict]:
+        if not self.stub_log.exists():
+            return []
+        recs = [json.loads(line) for line in self.stub_log.read_text().splitlines() if line.strip()]
+        return [r for r in recs if not tools or r["tool"] in tools]
+
+    def wait_records(self, tool: str, count: int, timeout: float = 15) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            recs = self.records(tool)
+            if len(recs) >= count:
+                return recs
+            time.sleep(0.05)
+        pytest.fail(f"expected {count} {tool} call(s), got {self.records(tool)}; outputs:\n"
+                    + "\n----\n".join(r.output for r in self.runs))
+
+    def cleanup(self) -> None:
+        for run in self.runs:
+            if run.proc.poll() is None:
+                run.proc.send_signal(signal.SIGTERM)
+                try:
+                    run.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    run.proc.kill()
+                    run.proc.wait(5)
+        # Stub servers this test started (checked by cmdline, so a reused pid is left alone).
+        for rec in self.records("vllm", "open-webui"):
+            try:
+                if str(STUB_PY) in Path(f"/proc/{rec['pid']}/cmdline").read_text():
+                    os.kill(rec["pid"], signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass

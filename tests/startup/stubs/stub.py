@@ -1,0 +1,174 @@
+"""Stand-ins for the programs startup.sh runs: ``stub.py <tool> <argv...>``.
+
+The harness puts tiny ``#!/bin/sh exec python stub.py <tool> "$@"`` wrappers on PATH (uv,
+nvidia-smi) and the ``uv`` stub writes the same kind of wrappers into the venvs it "creates"
+(vllm, hf, huggingface-cli, open-webui), so the script runs its real code paths.
+
+Each call appends one JSON line to $STUB_LOG: tool, argv, pid, cwd and a chosen part of the env.
+Secret values are recorded only as sha256 hashes, so the record file is never a leak itself.
+
+Behaviour knobs (env): STUB_GPU (nvidia-smi output line), STUB_UV_FAIL, STUB_HF_FAIL,
+STUB_VLLM_FAIL (exit at once with status 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+SECRET_KEYS = ("VLLM_API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY")
+PLAIN_KEYS = (
+    "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER", "VLLM_CACHE_ROOT",
+    "DATA_DIR", "OPENAI_API_BASE_URL", "ENABLE_OLLAMA_API", "ENABLE_OPENAI_API", "WEBUI_AUTH",
+    "ENABLE_SIGNUP", "ENABLE_PERSISTENT_CONFIG", "OMP_NUM_THREADS", "STARTUP_B64",
+)
+STUB_PY = Path(__file__).resolve()
+
+
+def sha(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def record(tool: str, argv: list[str], **extra) -> None:
+    env = {k: os.environ[k] for k in PLAIN_KEYS if k in os.environ}
+    if "STARTUP_B64" in env:
+        env["STARTUP_B64"] = "<present>"
+    env.update({k: sha(os.environ[k]) for k in SECRET_KEYS if k in os.environ})
+    rec = {"tool": tool, "argv": argv, "pid": os.getpid(), "cwd": os.getcwd(), "env": env, "t": time.time(), **extra}
+    with open(os.environ["STUB_LOG"], "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def write_wrapper(path: Path, tool: str) -> None:
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB_PY}" {tool} "$@"\n')
+    path.chmod(0o755)
+
+
+def opt(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
+
+
+def uv(argv: list[str]) -> int:
+    record("uv", argv)
+    if os.environ.get("STUB_UV_FAIL"):
+        print("error: stub uv told to fail")
+        return 2
+    if argv[:1] == ["venv"]:
+        venv = Path(argv[-1])
+        (venv / "bin").mkdir(parents=True, exist_ok=True)
+        py = venv / "bin" / "python"
+        if not py.exists():
+            py.symlink_to(sys.executable)
+        print(f"Creating virtual environment at: {venv}")
+        return 0
+    if argv[:2] == ["pip", "install"]:
+        venv = Path(opt(argv, "--python")).parent.parent
+        for req in argv[2:]:
+            if req.startswith("vllm=="):
+                for tool in ("vllm", "hf", "huggingface-cli"):
+                    write_wrapper(venv / "bin" / tool, tool)
+            elif req.startswith("open-webui=="):
+                write_wrapper(venv / "bin" / "open-webui", "open-webui")
+        print(f"Installed {len(argv) - 4} package(s)")
+        return 0
+    print(f"stub uv: unsupported {argv}")
+    return 2
+
+
+def nvidia_smi(argv: list[str]) -> int:
+    record("nvidia-smi", argv)
+    print(os.environ.get("STUB_GPU", "NVIDIA L40S, 46068 MiB"))
+    return 0
+
+
+def hf(tool: str, argv: list[str]) -> int:
+    record(tool, argv)
+    if os.environ.get("STUB_HF_FAIL"):
+        print("stub hf: network error")
+        return 1
+    repo = argv[1]
+    snap = Path(os.environ["HF_HUB_CACHE"]) / ("models--" + repo.replace("/", "--")) / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True, exist_ok=True)
+    (snap / "config.json").write_text("{}")
+    (snap / "model.safetensors").write_text("weights")
+    print(snap)
+    return 0
+
+
+def serve_http(port: int, routes) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            status, body = routes(self.path, self.headers.get("Authorization", ""))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def vllm(argv: list[str]) -> int:
+    record("vllm", argv)
+    # Echo argv like vLLM logs its args: a secret on the command line would then reach the logs.
+    print("INFO stub vllm args: " + " ".join(argv), flush=True)
+    print("WARNING stub vllm warming up", file=sys.stderr, flush=True)
+    if os.environ.get("STUB_VLLM_FAIL"):
+        print("ERROR stub vllm: CUDA out of memory", flush=True)
+        return 3
+    names = []
+    if "--served-model-name" in argv:
+        for a in argv[argv.index("--served-model-name") + 1:]:
+            if a.startswith("--"):
+                break
+            names.append(a)
+    key = os.environ.get("VLLM_API_KEY", "")
+
+    def routes(path, auth):
+        if path == "/health":
+            return 200, {}
+        if path == "/v1/models":
+            if key and auth == f"Bearer {key}":
+                return 200, {"data": [{"id": n} for n in names]}
+            return 401, {"error": "Unauthorized"}
+        return 404, {}
+
+    serve_http(int(opt(argv, "--port")), routes)
+    return 0
+
+
+def open_webui(argv: list[str]) -> int:
+    record("open-webui", argv)
+    print("INFO stub open-webui starting", flush=True)
+    serve_http(int(opt(argv, "--port")), lambda path, auth: (200, {"status": True}) if path == "/health" else (404, {}))
+    return 0
+
+
+def main() -> int:
+    tool, argv = sys.argv[1], sys.argv[2:]
+    if tool == "uv":
+        return uv(argv)
+    if tool == "nvidia-smi":
+        return nvidia_smi(argv)
+    if tool in ("hf", "huggingface-cli"):
+        return hf(tool, argv)
+    if tool == "vllm":
+        return vllm(argv)
+    if tool == "open-webui":
+        return open_webui(argv)
+    print(f"unknown stub tool {tool}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

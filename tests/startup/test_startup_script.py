@@ -1,0 +1,345 @@
+"""The real startup.sh, run against stubs (tests/startup/stubs/stub.py) in a temp WORKSPACE."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from startup_harness import OLMOCR, PHASES, QWEN, SCRIPT_PATH, SECRETS, pid_alive, sha
+
+READY = r"^runpod-deploy phase=ready$"
+FP8 = "Qwen/Qwen3-VL-8B-Instruct-FP8"
+BF16 = "Qwen/Qwen3-VL-8B-Instruct"
+OLMOCR_EXTRA = ["--limit-mm-per-prompt", '{"video": 0}', "--uvicorn-log-level", "warning"]
+
+
+def get(url: str, key: str | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, {}
+
+
+def arg_after(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def served_names(argv: list[str]) -> list[str]:
+    out = []
+    for a in argv[argv.index("--served-model-name") + 1:]:
+        if a.startswith("--"):
+            break
+        out.append(a)
+    return out
+
+
+def test_shellcheck_clean():
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install -y shellcheck); CI installs it")
+    res = subprocess.run(["shellcheck", str(SCRIPT_PATH)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_bash_syntax():
+    subprocess.run(["bash", "-n", str(SCRIPT_PATH)], check=True)
+
+
+def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
+    ws = h.ws
+    run = h.start()
+    run.wait_for(READY)
+    run.wait_for(r"Open WebUI is up on port")
+    assert run.phases() == PHASES
+
+    # installs: two venvs, each with exactly its pinned package, with uv
+    assert [r["argv"] for r in h.records("uv")] == [
+        ["venv", "--python", "3.12", f"{ws}/venvs/vllm-0.11.2"],
+        ["pip", "install", "--python", f"{ws}/venvs/vllm-0.11.2/bin/python", "vllm==0.11.2"],
+        ["venv", "--python", "3.11", f"{ws}/venvs/openwebui-0.7.2"],
+        ["pip", "install", "--python", f"{ws}/venvs/openwebui-0.7.2/bin/python", "open-webui==0.7.2"],
+    ]
+    assert (ws / "venvs/vllm-0.11.2/.runpod-deploy-complete").is_file()
+    assert (ws / "venvs/openwebui-0.7.2/.runpod-deploy-complete").is_file()
+
+    # one download, with the HF CLI from the vLLM venv, into the old /workspace/hf_cache layout
+    (dl,) = h.records("hf", "huggingface-cli")
+    assert dl["tool"] == "hf" and dl["argv"] == ["download", "allenai/olmOCR-2-7B-1025-FP8"]
+    assert dl["env"]["HF_HOME"] == f"{ws}/hf_cache"
+    assert dl["env"]["HF_HUB_CACHE"] == f"{ws}/hf_cache/hub"
+    assert dl["env"]["HF_HUB_ENABLE_HF_TRANSFER"] == "0"
+    assert "HF_HUB_OFFLINE" not in dl["env"]
+    assert dl["env"]["HF_TOKEN"] == sha(SECRETS["HF_TOKEN"])
+    assert list((ws / "hf_cache/hub/models--allenai--olmOCR-2-7B-1025-FP8").glob(".runpod-deploy-complete@*"))
+
+    (vllm,) = h.records("vllm")
+    assert vllm["argv"] == [
+        "serve", "allenai/olmOCR-2-7B-1025-FP8", "--host", "0.0.0.0", "--port", str(run.vllm_port),
+        "--served-model-name", "olmocr", "allenai/olmOCR-2-7B-1025-FP8",
+        "--max-model-len", "16384", "--gpu-memory-utilization", "0.9", *OLMOCR_EXTRA,
+    ]
+    venv = vllm["env"]
+    assert venv["VLLM_API_KEY"] == sha(SECRETS["VLLM_API_KEY"])  # by env, not argv
+    assert venv["HF_HUB_OFFLINE"] == "1"
+    assert venv["HF_HUB_CACHE"] == f"{ws}/hf_cache/hub"
+    assert venv["VLLM_CACHE_ROOT"] == f"{ws}/vllm_cache/nvidia-l40s"
+    assert venv["OMP_NUM_THREADS"] == "1"
+    for absent in ("HF_TOKEN", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "OPENAI_API_KEY", "STARTUP_B64"):
+        assert absent not in venv, absent
+
+    (webui,) = h.records("open-webui")
+    data_dir = f"{ws}/open-webui/olmocr"
+    assert webui["argv"] == ["serve", "--host", "0.0.0.0", "--port", str(run.webui_port)]
+    assert webui["cwd"] == data_dir
+    wenv = webui["env"]
+    assert wenv["DATA_DIR"] == data_dir
+    assert wenv["OPENAI_API_BASE_URL"] == f"http://127.0.0.1:{run.vllm_port}/v1"
+    assert wenv["OPENAI_API_KEY"] == sha(SECRETS["VLLM_API_KEY"])
+    assert (wenv["ENABLE_OLLAMA_API"], wenv["WEBUI_AUTH"], wenv["ENABLE_SIGNUP"]) == ("False", "True", "False")
+    for key in ("WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY"):
+        assert wenv[key] == sha(SECRETS[key])
+    for absent in ("VLLM_API_KEY", "HF_TOKEN", "STARTUP_B64"):
+        assert absent not in wenv, absent
+
+    # the key reached vLLM: /v1/models needs it and lists both served names
+    assert get(f"http://127.0.0.1:{run.vllm_port}/v1/models")[0] == 401
+    status, body = get(f"http://127.0.0.1:{run.vllm_port}/v1/models", SECRETS["VLLM_API_KEY"])
+    assert status == 200 and [m["id"] for m in body["data"]] == ["olmocr", "allenai/olmOCR-2-7B-1025-FP8"]
+
+    # logs: prefixed on stdout and in files per pod
+    assert "[vllm] INFO stub vllm args: serve" in run.output
+    assert "[vllm] WARNING stub vllm warming up" in run.output  # stderr too
+    assert "stub vllm args: serve" in (ws / "logs/olmocr/vllm.log").read_text()
+    assert "stub open-webui starting" in (ws / "logs/olmocr/openwebui.log").read_text()
+    assert "runpod-deploy phase=ready" in (ws / "logs/olmocr/startup.log").read_text()
+
+    assert run.stop() == 0
+    assert not pid_alive(vllm["pid"]) and not pid_alive(webui["pid"])
+    assert "runpod-deploy: stopped" in run.output
+
+    # warm start on the same volume: ZERO installs and downloads
+    before = len(h.records())
+    warm = h.start()
+    warm.wait_for(READY)
+    new = h.records()[before:]
+    assert [r["tool"] for r in new if r["tool"] in ("uv", "hf", "huggingface-cli")] == []
+    assert sorted(r["tool"] for r in new) == ["nvidia-smi", "open-webui", "vllm"]
+    (vllm2,) = [r for r in new if r["tool"] == "vllm"]
+    assert vllm2["env"]["HF_HUB_OFFLINE"] == "1"
+    assert vllm2["argv"][1] == "allenai/olmOCR-2-7B-1025-FP8"
+    assert "warm start" in warm.output
+    assert warm.phases() == PHASES
+    assert warm.stop() == 0
+
+
+def test_killed_vllm_is_restarted(h):
+    run = h.start()
+    run.wait_for(READY)
+    first = h.records("vllm")[0]["pid"]
+    os.kill(first, signal.SIGKILL)
+    run.wait_for(r"^runpod-deploy error=vllm exited with status 137; restart 1/5 in 1s$")
+    second = h.wait_records("vllm", 2)[1]
+    assert second["pid"] != first and pid_alive(second["pid"])
+    assert second["argv"] == h.records("vllm")[0]["argv"]
+    run.wait_for(READY, count=2)  # ready again once the new vLLM answers /health
+    assert len(h.records("open-webui")) == 1  # the other service was left alone
+    assert run.stop() == 0
+    assert not pid_alive(second["pid"])
+
+
+def test_service_that_keeps_failing_is_given_up_but_pod_stays_up(h):
+    run = h.start(STUB_VLLM_FAIL="1", MAX_RESTARTS="2")
+    run.wait_for(r"^runpod-deploy error=vllm keeps failing \(exit status 3 after 2 restarts\): no more restarts", timeout=20)
+    assert len(h.records("vllm")) == 3  # first run + 2 restarts (after 1 s, then 2 s)
+    assert "restart 1/2 in 1s" in run.output and "restart 2/2 in 2s" in run.output
+    time.sleep(1)
+    assert run.proc.poll() is None, "the script must stay alive for inspection"
+    assert len(h.records("vllm")) == 3
+    assert "phase=ready" not in run.output
+    assert run.stop() == 0
+
+
+def test_missing_vllm_api_key_stops_with_a_clear_message(h):
+    run = h.start(without=["VLLM_API_KEY"])
+    assert run.wait_exit() == 2
+    assert "runpod-deploy error=VLLM_API_KEY is not set: refusing to start vLLM" in run.output
+    assert h.records() == []  # nothing installed, downloaded or started
+
+
+@pytest.mark.parametrize(
+    ("gpu", "model", "max_len", "util", "images", "slug"),
+    [
+        ("NVIDIA GeForce RTX 4090, 24564 MiB", FP8, "16384", "0.92", 2, "nvidia-geforce-rtx-4090"),
+        ("NVIDIA Mystery Card 24GB, 24560 MiB", FP8, "16384", "0.92", 2, "nvidia-mystery-card-24gb"),
+        ("NVIDIA L40S, 46068 MiB", BF16, "32768", "0.9", 4, "nvidia-l40s"),
+        ("NVIDIA RTX 6000 Ada Generation, 49140 MiB", BF16, "32768", "0.9", 4, "nvidia-rtx-6000-ada-generation"),
+        ("NVIDIA H100 80GB HBM3, 81559 MiB", BF16, "32768", "0.9", 4, "nvidia-h100-80gb-hbm3"),
+    ],
+    ids=["4090-exact", "unknown-24gb", "l40s-exact", "unknown-48gb", "unknown-80gb"],
+)
+def test_gpu_profile_selection(h, gpu, model, max_len, util, images, slug):
+    run = h.start(QWEN, STUB_GPU=gpu)
+    (vllm,) = h.wait_records("vllm", 1)
+    argv = vllm["argv"]
+    assert argv[1] == model
+    assert served_names(argv) == ["qwen3-vl", model]
+    assert arg_after(argv, "--max-model-len") == max_len
+    assert arg_after(argv, "--gpu-memory-utilization") == util
+    assert json.loads(arg_after(argv, "--limit-mm-per-prompt")) == {"image": images, "video": 0}
+    assert "--async-scheduling" in argv
+    assert vllm["env"]["VLLM_CACHE_ROOT"] == f"{h.ws}/vllm_cache/{slug}"
+    assert [r["argv"] for r in h.records("hf")] == [["download", model]]
+    assert h.records("nvidia-smi")[0]["argv"] == ["--query-gpu=name,memory.total", "--format=csv,noheader"]
+    run.stop()
+
+
+def test_small_gpu_uses_default_profile_and_extra_args_come_last(h):
+    profiles = {**QWEN["gpu_profiles"], "default": {"max_model_len": 8192, "gpu_memory_utilization": 0.8,
+                                                     "extra_args": ["--enforce-eager"]}}
+    run = h.start(QWEN, gpu_profiles=profiles, STUB_GPU="NVIDIA RTX A4000, 16376 MiB",
+                  vllm_extra_args=["--max-num-seqs", "32"], model_revision="abc123")
+    (vllm,) = h.wait_records("vllm", 1)
+    argv = vllm["argv"]
+    assert argv[1] == BF16
+    assert argv[argv.index("--revision"):] == [
+        "--revision", "abc123", "--max-model-len", "8192", "--gpu-memory-utilization", "0.8",
+        "--enforce-eager", "--max-num-seqs", "32",
+    ]
+    assert [r["argv"] for r in h.records("hf")] == [["download", BF16, "--revision", "abc123"]]
+    run.stop()
+
+
+def test_no_matching_profile_and_no_default_is_an_error(h):
+    run = h.start(QWEN, STUB_GPU="NVIDIA RTX A4000, 16376 MiB")
+    assert run.wait_exit() == 2
+    assert re.search(r'runpod-deploy error=no GPU profile for .NVIDIA RTX A4000. \(16376 MiB\)', run.output)
+    assert h.records("uv", "hf", "vllm") == []
+
+
+def make_local_copy(path, *, shards=("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")
+    (path / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    for shard in shards:
+        (path / shard).write_text("w")
+    return path
+
+
+def test_complete_model_local_dir_is_served_without_download(h):
+    local = make_local_copy(h.ws / "models/qwen3-vl-8b")
+    run = h.start(QWEN, model_local_dir=str(local))
+    run.wait_for(READY)
+    (vllm,) = h.records("vllm")
+    assert vllm["argv"][:2] == ["serve", str(local)]
+    assert served_names(vllm["argv"]) == ["qwen3-vl", BF16]
+    assert h.records("hf", "huggingface-cli") == []
+    assert "serving the complete local copy" in run.output
+    run.stop()
+
+
+@pytest.mark.parametrize("defect", ["missing-shard", "incomplete-download", "no-config"])
+def test_incomplete_model_local_dir_falls_back_to_the_hub_cache(h, defect):
+    local = h.ws / "models/qwen3-vl-8b"
+    if defect == "missing-shard":
+        make_local_copy(local, shards=("model-00001-of-00002.safetensors",))
+    else:
+        make_local_copy(local)
+        if defect == "incomplete-download":
+            (local / ".cache/huggingface/download").mkdir(parents=True)
+            (local / ".cache/huggingface/download/model-00002-of-00002.safetensors.incomplete").write_text("")
+        else:
+            (local / "config.json").unlink()
+    run = h.start(QWEN, model_local_dir=str(local))
+    (vllm,) = h.wait_records("vllm", 1)
+    assert vllm["argv"][1] == BF16
+    assert [r["argv"] for r in h.records("hf")] == [["download", BF16]]
+    run.stop()
+
+
+def test_model_local_dir_is_not_used_when_the_gpu_profile_serves_another_model(h):
+    local = make_local_copy(h.ws / "models/qwen3-vl-8b")
+    run = h.start(QWEN, model_local_dir=str(local), STUB_GPU="NVIDIA GeForce RTX 4090, 24564 MiB")
+    (vllm,) = h.wait_records("vllm", 1)
+    assert vllm["argv"][1] == FP8
+    assert [r["argv"] for r in h.records("hf")] == [["download", FP8]]
+    run.stop()
+
+
+def test_no_secret_in_stdout_logs_or_argv(h):
+    run = h.start()
+    run.wait_for(READY)
+    run.wait_for(r"Open WebUI is up")
+    os.kill(h.records("vllm")[0]["pid"], signal.SIGKILL)  # the restart path logs too
+    run.wait_for(READY, count=2)
+    assert run.stop() == 0
+    texts = {"stdout": run.output}
+    for root in (h.ws / "logs", h.run_dir):
+        for f in root.rglob("*"):
+            if f.is_file():
+                texts[str(f)] = f.read_text(errors="replace")
+    assert any(name.endswith("vllm.log") for name in texts) and any(name.endswith("openwebui.log") for name in texts)
+    for name, text in texts.items():
+        for key, value in SECRETS.items():
+            assert value not in text, f"{key} leaked into {name}"
+    for rec in h.records():
+        for key, value in SECRETS.items():
+            assert not any(value in a for a in rec["argv"]), f"{key} on the argv of {rec['tool']}"
+
+
+def test_phase_lines_are_exact_and_in_order(h):
+    run = h.start()
+    run.wait_for(READY)
+    phase_lines = [line for line in run.lines if line.startswith("runpod-deploy phase")]
+    assert phase_lines == [f"runpod-deploy phase={p}" for p in PHASES]
+    run.stop()
+
+
+def test_unfinished_install_is_redone(h):
+    venv = h.ws / "venvs/vllm-0.11.2"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "half-written").write_text("x")
+    run = h.start()
+    h.wait_records("vllm", 1)
+    assert f"removing the unfinished install in {venv}" in run.output
+    assert not (venv / "half-written").exists()
+    assert ["venv", "--python", "3.12", str(venv)] in [r["argv"] for r in h.records("uv")]
+    run.stop()
+
+
+def test_failed_download_is_retried_then_reported(h):
+    run = h.start(STUB_HF_FAIL="1", INSTALL_ATTEMPTS="2")
+    assert run.wait_exit() == 1
+    assert len(h.records("hf")) == 2
+    assert "runpod-deploy error=download of allenai/olmOCR-2-7B-1025-FP8 failed" in run.output
+    assert h.records("vllm") == []
+    assert not list((h.ws / "hf_cache/hub").rglob(".runpod-deploy-complete@*"))
+
+
+def test_open_webui_is_not_started_without_a_preset_admin(h):
+    run = h.start(without=["WEBUI_ADMIN_PASSWORD"])
+    run.wait_for(READY)
+    assert "runpod-deploy error=WEBUI_ADMIN_EMAIL and WEBUI_ADMIN_PASSWORD are not both set" in run.output
+    assert h.records("open-webui") == []
+    assert all("open-webui==0.7.2" not in r["argv"] for r in h.records("uv"))
+    run.stop()
+
+
+def test_a_second_copy_in_the_same_container_leaves_the_first_alone(h):
+    first = h.start()
+    first.wait_for(READY)
+    second = h.start()
+    assert second.wait_exit() == 0
+    assert "already runs in this container" in second.output
+    assert len(h.records("vllm")) == 1 and first.proc.poll() is None
+    first.stop()
