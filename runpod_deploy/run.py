@@ -111,6 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and "PULUMI_CONFIG_PASSPHRASE_FILE" not in os.environ:
         print("note: PULUMI_CONFIG_PASSPHRASE is not set; the local backend needs it to encrypt secrets "
               "(export PULUMI_CONFIG_PASSPHRASE=…, or use Pulumi Cloud)", file=sys.stderr)
+    from pulumi.automation import CommandError
+
+    try:
+        return _run(args)
+    except (CommandError, RuntimeError) as e:
+        # The CLI's output, with the program's error messages, was streamed above; add only what
+        # was not (e.g. a missing passphrase), without a traceback.
+        stderr = str(e).rsplit("stderr:", 1)[-1].strip() if "stderr:" in str(e) else ""
+        print(f"runpod-deploy: `{args.command}` failed" + (f": {stderr}" if stderr else " (see above)"), file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     st = stack(args.stack, work_dir=args.work_dir)
     out = dict(on_output=print)
     if args.command == "preview":
