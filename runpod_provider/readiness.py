@@ -2,7 +2,8 @@
 
 RunPod v2 reports RUNNING before the container is up (runtime stays null for several polls), so
 readiness is layered: RUNNING, then `runtime` present, then each probe answering 200 through the
-proxy URL. Polls back off (capped) so a 10-minute cold start costs under 30 API reads.
+proxy URL. Status polls back off (capped) so a 10-minute cold start costs under 30 of them; once
+the container runs, each poll also reads the pod's log tail for progress lines.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def proxy_url(pod_id: str, port: int) -> str:
     return os.environ.get("RUNPOD_PROXY_URL", DEFAULT_PROXY_URL).format(pod_id=pod_id, port=port)
 
 
-def poll_delays(initial: float | None = None, factor: float = 1.5, cap: float = 30.0) -> Iterator[float]:
-    """1, 1.5, 2.25, … capped at 30 s. `RUNPOD_DEPLOY_POLL_S` shrinks the start for tests and benches."""
+def poll_delays(initial: float | None = None, factor: float = 1.5, cap_ratio: float = 30.0) -> Iterator[float]:
+    """1, 1.5, 2.25, … capped at 30 s. `RUNPOD_DEPLOY_POLL_S` scales the whole schedule (start and
+    cap) for tests and benches, so a shortened run polls the way production does."""
     delay = initial if initial is not None else float(os.environ.get("RUNPOD_DEPLOY_POLL_S", "1.0"))
+    cap = delay * cap_ratio
     while True:
         yield delay
         delay = min(delay * factor, cap)
