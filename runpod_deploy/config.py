@@ -105,14 +105,6 @@ class StackConfig(Strict):
             raise ValueError(f"servedModelName {dupes} is used by more than one model; give each model its own")
         return v
 
-    @model_validator(mode="after")
-    def _secrets(self) -> "StackConfig":
-        needing = [n for n, m in self.models.items() if m.needs_hf_token]
-        if needing and not self.hf_token:
-            raise ValueError(f"models {needing} need a HuggingFace token: run "
-                             "`pulumi config set --secret runpod-deploy:hfToken <token>` or export HF_TOKEN")
-        return self
-
     def gpu_types_for(self, model: ModelConfig) -> list[str]:
         return model.gpu_types or self.gpu_types
 
@@ -160,6 +152,10 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None) 
         cfg = StackConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(problems + [_explain(err) for err in e.errors()]) from None
+    needing = [n for n, m in cfg.models.items() if m.needs_hf_token]
+    if needing and not cfg.hf_token:
+        problems.append(f"{NS}:hfToken: models {needing} need a HuggingFace token: run "
+                        f"`pulumi config set --secret {NS}:hfToken <token>` or export HF_TOKEN")
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -175,10 +171,22 @@ def _explain(err: dict[str, Any]) -> str:
     elif err["type"] == "missing":
         msg = "required; set it with `pulumi config set " + key + " <value>`"
     elif err["type"] in ("bool_type", "int_type", "string_type", "float_type", "list_type", "dict_type"):
-        msg = f"{msg} (got {err.get('input')!r}); write it without quotes in YAML"
-    elif "input" in err and not any(s in key.lower() for s in ("key", "token", "password")):
+        got = f" (got {err.get('input')!r})" if _echoable(key, err.get("input")) else ""
+        msg = f"{msg}{got}; write it without quotes in YAML"
+    elif _echoable(key, err.get("input")):
         msg = f"{msg} (got {err['input']!r})"
     return f"{key}: {msg}"
+
+
+def _echoable(key: str, value: Any) -> bool:
+    """Echo a bad value only when it is a plain scalar (or a short list of them) under a key that
+    cannot hold a secret: a model-level error's input is the whole raw config, key included."""
+    if any(s in key.lower() for s in ("key", "token", "password", "secret")):
+        return False
+    scalar = (str, int, float, bool, type(None))
+    if isinstance(value, list):
+        return len(value) <= 10 and all(isinstance(v, scalar) for v in value)
+    return isinstance(value, scalar)
 
 
 def check_against_runpod(cfg: StackConfig, client: Any) -> None:

@@ -21,6 +21,18 @@ class NoCapacityAnywhere(ProviderError):
                          + ". Add GPU types to gpuTypes, or try again later.")
 
 
+class CreateOutcomeUnknown(ProviderError):
+    """A create failed with a 5xx or no answer, and the pod did not show up in the list in time."""
+
+    def __init__(self, pod_name: str, cause: Exception, waited_s: float) -> None:
+        self.pod_name = pod_name
+        super().__init__(f"the create of pod {pod_name} failed ({cause}) and no pod of that name appeared in "
+                         f"the pod list within {waited_s:.0f}s; RunPod may still have created it, and it would "
+                         "bill. Run `pulumi up` again: it deletes any pod left with this name before creating "
+                         "another. `pulumi destroy` does not know such a pod: to give up instead, delete it in "
+                         "the RunPod console (`make pods` lists this stack's pods).")
+
+
 class PodNotReady(ProviderError):
     def __init__(self, pod_id: str, reason: str, last_logs: list[str]) -> None:
         self.pod_id, self.reason, self.last_logs = pod_id, reason, last_logs

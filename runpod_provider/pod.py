@@ -17,7 +17,8 @@ from pulumi import dynamic
 from pydantic import ValidationError
 
 from . import errors
-from .failures import DeleteTimeout, MissingApiKey, NoCapacityAnywhere, PodNotReady, StartRefused
+from .failures import (CreateOutcomeUnknown, DeleteTimeout, MissingApiKey, NoCapacityAnywhere, PodNotReady,
+                       StartRefused)
 from .client import RunPodClient
 from .readiness import NotReady, ReadinessWaiter, public_url
 from .spec import (
@@ -33,6 +34,10 @@ from .wire import CreatePodRequest, GpuRequest, Mounts, NetworkMount, Pod, Updat
 
 OUTPUT_KEYS = ("pod_id", "gpu_type", "data_center", "cost_per_hr", "status", "urls")
 LOG_TAIL_ON_FAILURE = 20
+# How long a create whose answer was lost (5xx, timeout) looks for its pod in the list before it
+# gives up. Long, because a pod in doubt that is not adopted here bills outside state until the
+# next `up` sweeps it. RUNPOD_DEPLOY_ADOPT_WAIT_S shortens it for tests.
+CREATE_ADOPT_WAIT_S = 60.0
 
 
 class PodProvider(dynamic.ResourceProvider):
@@ -47,7 +52,8 @@ class PodProvider(dynamic.ResourceProvider):
         key = self._api_key or os.environ.get("RUNPOD_API_KEY")
         if not key:
             raise MissingApiKey()
-        return RunPodClient(key)
+        adopt_wait = float(os.environ.get("RUNPOD_DEPLOY_ADOPT_WAIT_S", CREATE_ADOPT_WAIT_S))
+        return RunPodClient(key, adopt_wait_s=adopt_wait)
 
     # --- check: validate, and give the pod its unique name once --------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
@@ -115,6 +121,9 @@ class PodProvider(dynamic.ResourceProvider):
             except errors.CapacityError:
                 reasons.append(f"{gpu}: no capacity in {', '.join(spec.data_center_ids)} (create refused)")
                 continue
+            except (errors.ServerError, errors.TransportError) as e:
+                # The client found no pod to adopt, but the create may have taken effect: say so.
+                raise CreateOutcomeUnknown(spec.name, e, client.adopt_wait_s) from None
             _say(spec, f"created pod {pod.id} on {gpu}")
             return pod
         raise NoCapacityAnywhere(reasons)

@@ -68,7 +68,7 @@ class Deployment:
 
 def deploy(emulator, tmp_path: Path, monkeypatch, *, name: str = "e2e", models: dict | None = None,
            api_key: str | None = None, hf_token: str | None = None, extra: dict | None = None,
-           set_key: bool = True) -> Deployment:
+           set_key: bool = True, env: dict | None = None) -> Deployment:
     """A stack of the real program pointed at `emulator`; nothing is deployed yet."""
     from pulumi import automation as auto
 
@@ -81,6 +81,7 @@ def deploy(emulator, tmp_path: Path, monkeypatch, *, name: str = "e2e", models: 
         "RUNPOD_API_URL": emulator.api_url,
         "RUNPOD_PROXY_URL": emulator.proxy_url,
         "RUNPOD_DEPLOY_POLL_S": "0.1",
+        **(env or {}),
     }
     # The inline program runs in this process; the CLI and the provider process get env_vars.
     for k, v in env.items():

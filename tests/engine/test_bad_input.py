@@ -7,6 +7,7 @@ import pytest
 from pulumi import automation as auto
 
 from tests.engine.harness import deploy, dev_models
+from tests.engine.reliability import record_rejection
 
 
 def model_change(**kw):
@@ -66,7 +67,7 @@ CASES = [
     ("RunPod key refused", {}, {"api_key": "rpa_not_a_key_the_api_knows"},
      ["runpod:apiKey: RunPod refused the key", "pulumi config set --secret runpod:apiKey"]),
     ("missing HF token for a gated model", model_change(needsHfToken=True), {},
-     ["need a HuggingFace token", "pulumi config set --secret runpod-deploy:hfToken"]),
+     ["runpod-deploy:hfToken", "need a HuggingFace token", "pulumi config set --secret runpod-deploy:hfToken"]),
     ("GPU count 0", model_change(gpuCount=0), {},
      ["runpod-deploy:models.olmocr.gpuCount", "greater than or equal to 1"]),
     ("readiness timeout 0", {"readyTimeoutSeconds": 0}, {},
@@ -97,7 +98,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("config,kwargs,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_config_is_rejected_at_preview_before_any_pod(engine_emulator, tmp_path, monkeypatch, config, kwargs, expected):
+def test_bad_config_is_rejected_at_preview_before_any_pod(engine_emulator, tmp_path, monkeypatch, config, kwargs, expected,
+                                                          request):
     d = deploy(engine_emulator, tmp_path, monkeypatch, **kwargs)
     d.write_config({**d.config, **config})
     with pytest.raises(auto.CommandError) as e:
@@ -106,8 +108,10 @@ def test_bad_config_is_rejected_at_preview_before_any_pod(engine_emulator, tmp_p
     for part in expected:
         assert part in msg, f"{part!r} not in:\n{msg[-2000:]}"
     assert "Traceback" not in msg  # a message, not a crash
+    assert engine_emulator.api_key not in msg  # errors never echo the key, even a model-level one
     assert [r for r in engine_emulator.requests if r["method"] in ("POST", "PATCH", "DELETE")] == []
     assert engine_emulator.pods() == []
+    record_rejection(request.node.callspec.id, msg, expected, d, engine_emulator)  # docs/reliability.md
 
 
 def test_the_table_has_at_least_twenty_cases():

@@ -71,3 +71,17 @@ def test_the_4090_gets_the_fp8_qwen_checkpoint_and_a_shorter_context():
     p = cfg.models["qwen3vl"].gpu_profiles["NVIDIA GeForce RTX 4090"]
     assert p.model_id == "Qwen/Qwen3-VL-8B-Instruct-FP8"
     assert p.max_model_len < cfg.models["qwen3vl"].gpu_profiles["default"].max_model_len
+
+
+@pytest.mark.parametrize("change", [
+    {"needsHfToken": True},          # model-level check: its pydantic input is the whole config
+    {"gpuCount": 0},
+    {"running": "yes"},
+])
+def test_no_config_error_ever_contains_a_secret(change):
+    models = json.loads(json.dumps(DEV["runpod-deploy:models"]))
+    models["olmocr"].update(change)
+    with pytest.raises(config.ConfigError) as e:
+        load({**DEV, "runpod-deploy:models": models, "runpod:apiKey": "rpa_SECRET_1"},
+             env={"HF_TOKEN": "" if change.get("needsHfToken") else "hf_SECRET_2"})
+    assert "rpa_SECRET_1" not in str(e.value) and "hf_SECRET_2" not in str(e.value)

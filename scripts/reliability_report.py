@@ -1,0 +1,97 @@
+"""Regenerate docs/reliability.md from the tests: `python scripts/reliability_report.py`.
+
+Runs tests/engine/test_faults.py and tests/engine/test_bad_input.py (the real Pulumi CLI against
+the RunPod emulator) with env RELIABILITY_REPORT set, so each test appends its row (case, what the
+program did, pods leaked as measured on the emulator) to a JSON-lines file; then renders those rows
+as the table below the marker in docs/reliability.md. The hand-written text above the marker is
+kept. If any test fails, the document is left as it was and the exit status is pytest's.
+
+Extra arguments go to pytest (e.g. `-k killed` for a quick look; the document then holds only
+those rows, so regenerate in full before committing).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "reliability.md"
+TESTS = ["tests/engine/test_faults.py", "tests/engine/test_bad_input.py"]
+MARKER = "<!-- Generated below by scripts/reliability_report.py from the tests' measurements: do not edit by hand. -->"
+SECTIONS = {"faults": "fault: ", "bad input": "bad input: "}
+
+DEFAULT_INTRO = f"""# Reliability
+
+What the program does when RunPod, the network, the operator or the configuration misbehaves.
+Each row is one end-to-end test (`tests/engine/`): the real Pulumi CLI and engine, the real program,
+against the local RunPod emulator's fault injection. *Pods leaked* is measured from the emulator at
+the end of the test: pods alive on "RunPod" that the stack's state does not hold (they would bill,
+and `pulumi destroy` would not remove them).
+
+{MARKER}
+"""
+
+
+def run_tests(report: Path, pytest_args: list[str]) -> int:
+    env = dict(os.environ, RELIABILITY_REPORT=str(report))
+    tools = ROOT / ".tools" / "bin"
+    if tools.is_dir():  # as `. scripts/env.sh` would
+        env["PATH"] = os.pathsep.join([str(tools), str(ROOT / ".venv" / "bin"), env.get("PATH", "")])
+    cmd = [sys.executable, "-m", "pytest", *TESTS, "-q", "-p", "no:cacheprovider", *pytest_args]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=ROOT, env=env)
+
+
+def cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def leaked_cell(row: dict) -> str:
+    before = row.get("leaked_before_recovery")
+    if before:
+        return f"{row['leaked']} ({before} before the recovery step)"
+    return str(row["leaked"])
+
+
+def render(rows: list[dict]) -> str:
+    ordered = [r for s in SECTIONS for r in rows if r["section"] == s]
+    ordered += [r for r in rows if r["section"] not in SECTIONS]
+    lines = ["| fault or input | what the program did | pods leaked (must be 0) |", "|---|---|---|"]
+    for r in ordered:
+        case = SECTIONS.get(r["section"], "") + r["case"]
+        lines.append(f"| {cell(case)} | {cell(r['outcome'])} | {leaked_cell(r)} |")
+    total = sum(r["leaked"] for r in rows)
+    counts = ", ".join(f"{sum(r['section'] == s for r in rows)} {s}" for s in SECTIONS)
+    when = datetime.date.today().isoformat()
+    return ("\n".join(lines) + f"\n\n{len(rows)} cases ({counts}); pods leaked in total: {total}. "
+            f"Generated on {when} by `python scripts/reliability_report.py`.\n")
+
+
+def main(argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "reliability.jsonl"
+        report.touch()
+        rc = run_tests(report, argv)
+        rows = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+    if rc != 0:
+        print(f"tests failed (exit {rc}): {DOC.relative_to(ROOT)} left unchanged", file=sys.stderr)
+        return rc
+    if not rows:
+        print("no rows recorded: nothing to write", file=sys.stderr)
+        return 1
+    text = DOC.read_text() if DOC.exists() else DEFAULT_INTRO
+    head = text.split(MARKER, 1)[0] if MARKER in text else text.rstrip("\n") + "\n\n"
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(head + MARKER + "\n\n" + render(rows))
+    print(f"wrote {DOC.relative_to(ROOT)}: {len(rows)} rows, {sum(r['leaked'] for r in rows)} pods leaked")
+    return 0 if all(r["leaked"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
