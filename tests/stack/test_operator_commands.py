@@ -1,0 +1,40 @@
+"""The operator commands that replace the seed's list_pods.sh and GraphQL stock query, run as the
+user runs them (`python -m runpod_deploy.run gpus|pods`), against the emulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from runpod_provider.client import RunPodClient
+from runpod_provider.wire import CreatePodRequest, GpuRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(emulator, *args: str) -> str:
+    env = {**os.environ, "RUNPOD_API_URL": emulator.api_url, "RUNPOD_API_KEY": emulator.api_key}
+    return subprocess.run([sys.executable, "-m", "runpod_deploy.run", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_gpus_shows_stock_in_the_data_center_for_the_preference_list(emulator):
+    emulator.set_stock("EU-RO-1", "NVIDIA L40S", "NONE")
+    out = run(emulator, "gpus", "--data-center", "EU-RO-1")
+    rows = {line.split("  ")[0].strip(): line for line in out.splitlines()[1:]}
+    assert list(rows) == ["NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"]
+    assert rows["NVIDIA L40S"].rstrip().endswith("NONE")
+    assert rows["NVIDIA A100 80GB PCIe"].rstrip().endswith("HIGH")
+    assert "1.39" in rows["NVIDIA A100 80GB PCIe"]
+
+
+def test_pods_lists_only_this_stacks_pods_with_status_gpu_and_price(emulator):
+    with RunPodClient(emulator.api_key, emulator.api_url) as c:
+        for name in ("runpod-deploy-dev-olmocr-abc123", "someone-elses-pod"):
+            c.create_pod(CreatePodRequest(name=name, image="img", gpu=GpuRequest(id="NVIDIA L40S", count=1),
+                                          dataCenterIds=["EU-RO-1"]))
+    out = run(emulator, "pods", "--stack", "dev")
+    assert "runpod-deploy-dev-olmocr-abc123" in out and "NVIDIA L40S" in out and "0.86" in out
+    assert "someone-elses-pod" not in out
