@@ -120,3 +120,19 @@ def test_a_user_set_key_replaces_the_generated_one(engine_emulator, tmp_path, mo
     up = d.stack.up()
     assert up.outputs["olmocr_api_key"].value == "my-own-key-123"
     assert engine_emulator.pods()[0]["env"]["VLLM_API_KEY"] == "my-own-key-123"
+
+
+def test_a_start_refused_for_lack_of_a_free_gpu_says_to_replace_the_pod(engine_emulator, tmp_path, monkeypatch):
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model(running=False))
+    d.stack.up()
+    [pod] = engine_emulator.pods()
+    assert pod["status"] == "EXITED"
+    engine_emulator.inject(kind="no_gpu_on_start")
+    d.write_config({**d.config, "models": one_model(running=True)})
+    with pytest.raises(auto.CommandError) as e:
+        d.stack.up()
+    msg = str(e.value)
+    assert "refused to start pod" in msg and "not enough free GPUs" in msg
+    assert "pulumi up --replace" in msg
+    # Nothing lost: the stopped pod is still there and still in state.
+    assert [p["id"] for p in engine_emulator.pods()] == [pod["id"]] == [only_pod(d)["id"]]
