@@ -51,16 +51,7 @@ def test_no_capacity_anywhere_names_every_candidate_and_creates_nothing(engine_e
     assert engine_emulator.pods() == []
 
 
-def test_a_pod_that_never_gets_ready_is_deleted_and_the_error_shows_its_last_logs(engine_emulator, tmp_path, monkeypatch):
-    engine_emulator.set_service(ready=False)
-    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model(), extra={"readyTimeoutSeconds": 3})
-    with pytest.raises(auto.CommandError) as e:
-        d.stack.up()
-    msg = str(e.value)
-    assert "never became ready" in msg and "it was deleted" in msg
-    assert "runpod-deploy phase=" in msg  # the last log lines travel with the error
-    assert engine_emulator.pods() == []
-    assert d.resources() == []
+# A pod that never serves: tests/engine/test_faults.py (deleted, last logs in the error, next up succeeds).
 
 
 def test_a_changed_startup_script_updates_the_pod_in_place(engine_emulator, tmp_path, monkeypatch):
