@@ -154,3 +154,18 @@ def test_no_secret_in_state_or_cli_output(engine_emulator, tmp_path, monkeypatch
             assert secret not in text, f"{what} in plain text in the {where}"
     # ...and the state does hold them, encrypted: the secret outputs are there, as ciphertext.
     assert '"4dabf18193072939515e22adb298388d"' in state
+
+
+def test_the_seeds_env_keys_stand_in_for_unset_config(engine_emulator, tmp_path, monkeypatch):
+    d = deploy(engine_emulator, tmp_path, monkeypatch, set_key=False)
+    d.write_config({"models": dev_models()})  # no dataCenter, no networkVolumeId, no key in the stack
+    for k, v in {"RUNPOD_API_KEY": engine_emulator.api_key, "NETWORK_VOLUME_ID": "fuzzvol01eu",
+                 "PREFERRED_DATACENTER": "EU-RO-1"}.items():
+        monkeypatch.setenv(k, v)
+    preview = d.stack.preview()
+    assert preview.change_summary.get("create", 0) >= 2
+    # and a wrong PREFERRED_DATACENTER is really read: the volume check now refuses it
+    monkeypatch.setenv("PREFERRED_DATACENTER", "US-TX-3")
+    with pytest.raises(auto.CommandError) as e:
+        d.stack.preview()
+    assert "not in dataCenter US-TX-3" in str(e.value)
