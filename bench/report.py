@@ -236,7 +236,7 @@ def markdown(meta: dict[str, Any], p: ProvisioningResults, polls, st: StartupRes
     # --- polls
     if polls is not None:
         lines += ["## 10-minute readiness wait: polls", ""]
-        rows = [[f"computed from `poll_delays()` (production)", f"{w:g} s", n, ""] for w, n in polls.computed.items()]
+        rows = [["computed from `poll_delays()` (production)", f"{w:g} s", n, ""] for w, n in polls.computed.items()]
         rows.append([f"measured, time-scaled ×{K:g} (real `ReadinessWaiter` + client; clock, sleeps and emulator delays "
                      f"scaled)", f"{WAIT_S:g} s (virtual; took {polls.scaled_wait_virtual:.0f})", polls.scaled_polls,
                      polls.scaled_logs])

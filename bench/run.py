@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import polls
     import provisioning
-    import report
     import startup_bench
     from common import Sandbox
 

@@ -12,7 +12,7 @@ import os
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator
 
 NS = "runpod-deploy"
 DEFAULT_GPU_TYPES = ["NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"]
@@ -229,11 +229,9 @@ def from_pulumi() -> StackConfig:
 
     from runpod_provider.client import RunPodClient
 
-    raw = pulumi.Config(NS)  # only to find the project namespace; keys are read fully qualified below
-
     def get(full_key: str) -> str | None:
         ns, key = full_key.split(":", 1)
-        return pulumi.Config(ns).get(key) if ns != raw.name else raw.get(key)
+        return pulumi.Config(ns).get(key)
 
     try:
         cfg = load(get, pulumi.get_project(), pulumi.get_stack())

@@ -51,16 +51,24 @@ def _client():
     from runpod_deploy.config import NS
     from runpod_provider.client import RunPodClient
 
-    key = os.environ.get("RUNPOD_API_KEY")
+    key = os.environ.get("RUNPOD_API_KEY") or _stack_api_key(os.environ.get("STACK", "dev"))
     if not key:
-        try:
-            key = stack(os.environ.get("STACK", "dev")).get_config("runpod:apiKey").value
-        except Exception:
-            key = None
-    if not key:
-        sys.exit("no RunPod key: export RUNPOD_API_KEY or `pulumi config set --secret runpod:apiKey <key>`"
-                 f" (see {NS} README)")
+        sys.exit(f"no RunPod key: export RUNPOD_API_KEY, or `pulumi config set --secret runpod:apiKey <key>` "
+                 f"in a stack of {NS}")
     return RunPodClient(key)
+
+
+def _stack_api_key(name: str) -> str | None:
+    """The key from an existing stack's config. Selects, never creates: a read-only command must
+    not leave a new stack behind."""
+    from pulumi import automation as auto
+
+    try:
+        st = auto.select_stack(stack_name=name, project_name=PROJECT, program=program,
+                               opts=auto.LocalWorkspaceOptions(work_dir=str(ROOT)))
+        return st.get_config("runpod:apiKey").value
+    except Exception:  # no such stack, no passphrase, no key: the caller says what to do
+        return None
 
 
 def cmd_gpus(args: argparse.Namespace) -> None:

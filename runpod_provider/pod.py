@@ -30,7 +30,8 @@ from .spec import (
     is_pod_name_of,
     new_pod_name,
 )
-from .wire import CreatePodRequest, GpuRequest, Mounts, NetworkMount, Pod, UpdatePodRequest
+from .wire import CreatePodRequest, GpuRequest, Mounts, NetworkMount, UpdatePodRequest
+from .wire import Pod as ApiPod  # the API's view of a pod; `Pod` below is the Pulumi resource
 
 OUTPUT_KEYS = ("pod_id", "gpu_type", "data_center", "cost_per_hr", "status", "urls")
 LOG_TAIL_ON_FAILURE = 20
@@ -108,7 +109,7 @@ class PodProvider(dynamic.ResourceProvider):
                 _say(spec, f"deleting orphan pod {pod.id} ({pod.name}) left by an interrupted create")
                 _delete_and_wait(client, pod.id)
 
-    def _place(self, client: RunPodClient, spec: PodSpec) -> Pod:
+    def _place(self, client: RunPodClient, spec: PodSpec) -> ApiPod:
         """Walk the GPU preference list: v2 places one GPU type per create and never falls back."""
         stock = _catalog_stock(client, spec)
         reasons: list[str] = []
@@ -128,7 +129,7 @@ class PodProvider(dynamic.ResourceProvider):
             return pod
         raise NoCapacityAnywhere(reasons)
 
-    def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: Pod) -> Pod:
+    def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: ApiPod) -> ApiPod:
         waiter = ReadinessWaiter(
             get_pod=lambda: client.get_pod(pod.id),
             read_logs=lambda: client.pod_logs(pod.id, tail=50, deadline_s=0.5),
@@ -143,7 +144,7 @@ class PodProvider(dynamic.ResourceProvider):
         _say(spec, f"pod {pod.id} ready after {waiter.polls} polls")
         return ready
 
-    def _stop_when_placed(self, client: RunPodClient, spec: PodSpec, pod: Pod) -> Pod:
+    def _stop_when_placed(self, client: RunPodClient, spec: PodSpec, pod: ApiPod) -> ApiPod:
         """`running: false` at create: place the pod (so the GPU and host are chosen), then stop it."""
         ReadinessWaiter(get_pod=lambda: client.get_pod(pod.id), read_logs=lambda: [], probes=[],
                         timeout_s=spec.ready_timeout_s, say=lambda line: _say(spec, line)).wait()
@@ -249,7 +250,7 @@ def _create_request(spec: PodSpec, gpu: str) -> CreatePodRequest:
     )
 
 
-def _outs(spec: PodSpec, pod: Pod) -> dict[str, Any]:
+def _outs(spec: PodSpec, pod: ApiPod) -> dict[str, Any]:
     """The state: every input echoed (diff compares like with like), plus what RunPod decided."""
     outs = {k: _dump(getattr(spec, k, None)) for k in INPUT_KEYS}
     http_ports = [int(p.split("/")[0]) for p in (spec.ports or []) if p.endswith("/http")]

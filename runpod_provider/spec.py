@@ -11,7 +11,7 @@ import re
 import secrets
 import shlex
 import string
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 

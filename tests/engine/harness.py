@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import os
+import shutil
+import subprocess
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools" / "bin"
@@ -14,14 +22,6 @@ def unique(name: str) -> str:
 
 
 # --- the real program against the emulator -------------------------------------------------------
-import copy
-import os
-import shutil
-from dataclasses import dataclass, field
-from typing import Any
-
-import yaml
-
 DEV_MODELS = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["runpod-deploy:models"]
 VOLUME = "fuzzvol01eu"  # the emulator's seeded network volume in EU-RO-1
 
@@ -56,8 +56,6 @@ class Deployment:
     def state_text(self) -> str:
         """What is really stored: every file of the file:// backend (state, history, backups) and a
         plain `pulumi stack export`. (The Automation API's export_stack() passes --show-secrets.)"""
-        import subprocess
-
         backend = Path(os.environ["PULUMI_BACKEND_URL"].removeprefix("file://"))
         files = [p.read_text(errors="replace") for p in sorted(backend.rglob("*")) if p.is_file()]
         export = subprocess.run(["pulumi", "stack", "export", "--stack", self.stack.name], cwd=self.work_dir,

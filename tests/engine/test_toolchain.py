@@ -4,7 +4,6 @@ on the file backend. No mocks: the CLI, the engine and the dynamic-provider laun
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 

@@ -38,3 +38,18 @@ def test_pods_lists_only_this_stacks_pods_with_status_gpu_and_price(emulator):
     out = run(emulator, "pods", "--stack", "dev")
     assert "runpod-deploy-dev-olmocr-abc123" in out and "NVIDIA L40S" in out and "0.86" in out
     assert "someone-elses-pod" not in out
+
+
+def test_without_a_key_the_commands_say_how_to_set_one_and_create_no_stack(emulator, tmp_path):
+    backend = tmp_path / "state"
+    backend.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNPOD_API_KEY", "PULUMI_ACCESS_TOKEN")}
+    env.update(RUNPOD_API_URL=emulator.api_url, PULUMI_BACKEND_URL=f"file://{backend}",
+               PULUMI_CONFIG_PASSPHRASE="x", PULUMI_HOME=str(tmp_path / "home"), STACK="nosuchstack",
+               PATH=f"{ROOT / '.tools' / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    res = subprocess.run([sys.executable, "-m", "runpod_deploy.run", "gpus"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert "no RunPod key: export RUNPOD_API_KEY" in res.stderr
+    assert not list(backend.rglob("*.json")), "a read-only command created a stack"
+    assert not (ROOT / "Pulumi.nosuchstack.yaml").exists(), "a read-only command wrote a stack file"

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from startup_harness import OLMOCR, PHASES, QWEN, SCRIPT_PATH, SECRETS, pid_alive, sha
+from startup_harness import PHASES, QWEN, SCRIPT_PATH, SECRETS, pid_alive, sha
 
 READY = r"^runpod-deploy phase=ready$"
 FP8 = "Qwen/Qwen3-VL-8B-Instruct-FP8"
