@@ -1,7 +1,7 @@
 """HTTP client for RunPod REST v2 (https://api.runpod.io/v2).
 
 Transport, retries and RunPod's quirks live here, each in one place; callers get pydantic models
-(`wire.py`) and exceptions from `errors.py`.
+(`wire.py`) and exceptions from `api_errors.py`.
 
 Retry policy, by method:
 - GET, PATCH, DELETE are idempotent (our PATCH bodies carry the full desired value of each field),
@@ -37,7 +37,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .errors import (
+from .api_errors import (
     NotFoundError,
     RateLimitedError,
     RunPodError,

@@ -16,8 +16,8 @@ import pulumi
 from pulumi import dynamic
 from pydantic import ValidationError
 
-from . import errors
-from .failures import (CreateOutcomeUnknown, DeleteTimeout, MissingApiKey, NoCapacityAnywhere, PodNotReady,
+from . import api_errors
+from .provider_errors import (CreateOutcomeUnknown, DeleteTimeout, MissingApiKey, NoCapacityAnywhere, PodNotReady,
                        StartRefused)
 from .client import RunPodClient
 from .readiness import NotReady, ReadinessWaiter, public_url
@@ -119,10 +119,10 @@ class PodProvider(dynamic.ResourceProvider):
                 continue
             try:
                 pod = client.create_pod(_create_request(spec, gpu))
-            except errors.CapacityError:
+            except api_errors.CapacityError:
                 reasons.append(f"{gpu}: no capacity in {', '.join(spec.data_center_ids)} (create refused)")
                 continue
-            except (errors.ServerError, errors.TransportError) as e:
+            except (api_errors.ServerError, api_errors.TransportError) as e:
                 # The client found no pod to adopt, but the create may have taken effect: say so.
                 raise CreateOutcomeUnknown(spec.name, e, client.adopt_wait_s) from None
             _say(spec, f"created pod {pod.id} on {gpu}")
@@ -155,7 +155,7 @@ class PodProvider(dynamic.ResourceProvider):
         client = self._client()
         try:
             pod = client.get_pod(id_)
-        except errors.NotFoundError:
+        except api_errors.NotFoundError:
             return dynamic.ReadResult("", {})  # a blank id drops the resource from state
         finally:
             client.close()
@@ -191,7 +191,7 @@ class PodProvider(dynamic.ResourceProvider):
             if spec.running and (not was_running or pod.status == "EXITED"):
                 try:
                     pod = client.start_pod(id_)
-                except (errors.BadRequestError, errors.CapacityError, errors.ConflictError) as e:
+                except (api_errors.BadRequestError, api_errors.CapacityError, api_errors.ConflictError) as e:
                     raise StartRefused(id_, e) from None
                 _say(spec, f"started pod {id_}")
             elif not spec.running and pod.status != "EXITED":
@@ -299,7 +299,7 @@ def _catalog_stock(client: RunPodClient, spec: PodSpec) -> dict[str, str] | None
     still be refused for capacity, and a catalog outage must not block a create."""
     try:
         types = client.gpu_types(gpu_count=spec.gpu_count, cloud=spec.cloud)
-    except errors.RunPodError:
+    except api_errors.RunPodError:
         return None
     order = ["NONE", "LOW", "MEDIUM", "HIGH"]
     out = {}
@@ -319,7 +319,7 @@ def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = 300) 
         try:
             if client.get_pod(pod_id).status == "TERMINATED":
                 return
-        except errors.NotFoundError:
+        except api_errors.NotFoundError:
             return
         time.sleep(delay)
         delay = min(delay * 2, 10)

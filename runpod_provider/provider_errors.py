@@ -1,4 +1,4 @@
-"""Errors the Pod provider raises itself (the client's HTTP errors live in `errors.py`).
+"""Errors the Pod provider reports to the user (the RunPod API's HTTP errors live in `api_errors.py`).
 Each message says what happened and what to do; none carries a secret."""
 
 from __future__ import annotations
