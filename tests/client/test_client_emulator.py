@@ -224,8 +224,8 @@ def test_delete_of_a_pod_removed_out_of_band_returns_false(client, emulator):
 
 def test_pod_reaches_running_with_a_runtime(client):
     pod = client.create_pod(create_req())
-    assert pod.status == "PROVISIONING" and not pod.is_ready_at_api_level()
-    assert wait_for(lambda: client.get_pod(pod.id).is_ready_at_api_level())
+    assert pod.status == "PROVISIONING" and not pod.container_up
+    assert wait_for(lambda: client.get_pod(pod.id).container_up)
     ready = client.get_pod(pod.id)
     assert ready.gpu.id == "NVIDIA L40S" and ready.dataCenterId == "EU-RO-1"
     assert ready.mounts.network[0].volumeId == VOLUME
@@ -248,7 +248,7 @@ def test_list_follows_pagination(client, emulator):
 
 def test_logs_are_read_until_the_deadline(client, emulator):
     pod = client.create_pod(create_req())
-    assert wait_for(lambda: client.get_pod(pod.id).is_ready_at_api_level())
+    assert wait_for(lambda: client.get_pod(pod.id).container_up)
     start = time.monotonic()
     lines = client.pod_logs(pod.id, tail=100, deadline_s=1.0)
     assert time.monotonic() - start < 2.0

@@ -169,7 +169,8 @@ def test_create_4xx_is_raised_without_adoption(client, fake_api):
 
 
 def test_error_messages_never_carry_the_key_or_env_values(client, fake_api):
-    body = {"title": "Unprocessable Entity", "status": 422, "detail": "Request validation failed.", "errors": ["$.env: bad"]}
+    body = {"title": "Unprocessable Entity", "status": 422, "detail": "Request validation failed.",
+            "errors": ["$.env: bad"]}
     fake_api.route("POST", "/v2/pods", (422, body))
     with pytest.raises(api_errors.UnprocessableRequestError) as info:
         client.create_pod(create_req(env={"HF_TOKEN": "hf_SECRETVALUE"}))
