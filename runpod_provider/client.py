@@ -27,7 +27,7 @@ import os
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
@@ -87,6 +87,12 @@ def _version() -> str:
 # The one User-Agent of every request this project sends (API and readiness probes). Quirk:
 # Cloudflare, in front of the API and the proxy, answers 403/1010 to library-default User-Agents.
 USER_AGENT = f"runpod-deploy/{_version()}"
+
+
+def find_api_key(configured: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+    """The RunPod key: the stack's `runpod:apiKey` if set, else $RUNPOD_API_KEY; None if neither
+    (the caller reports provider_errors.MISSING_API_KEY)."""
+    return (configured or env.get("RUNPOD_API_KEY") or "").strip() or None
 
 
 class _BearerAuth(requests.auth.AuthBase):

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from . import api_errors
 from .provider_errors import (CreateOutcomeUnknown, DeleteTimeout, MissingApiKey, NoCapacityAnywhere, PodNotReady,
                        StartRefused)
-from .client import RunPodClient
+from .client import RunPodClient, find_api_key
 from .naming import is_pod_name_of, new_pod_name
 from .polling import Backoff, poll_until
 from .readiness import NotReady, ReadinessWaiter, public_url
@@ -42,10 +42,10 @@ class PodProvider(dynamic.ResourceProvider):
     _api_key: str | None = None
 
     def configure(self, req: dynamic.ConfigureRequest) -> None:
-        self._api_key = req.config.get("runpod:apiKey") or os.environ.get("RUNPOD_API_KEY")
+        self._api_key = req.config.get("runpod:apiKey")
 
     def _client(self) -> RunPodClient:
-        key = self._api_key or os.environ.get("RUNPOD_API_KEY")
+        key = find_api_key(self._api_key)
         if not key:
             raise MissingApiKey()
         adopt_wait = float(os.environ.get("RUNPOD_DEPLOY_ADOPT_WAIT_S", CREATE_ADOPT_WAIT_S))

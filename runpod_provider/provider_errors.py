@@ -8,10 +8,14 @@ class ProviderError(Exception):
     pass
 
 
+# The one "missing key" message (config loading and the CLI show it too).
+MISSING_API_KEY = ("no RunPod API key: run `pulumi config set --secret runpod:apiKey <key>` "
+                   "or export RUNPOD_API_KEY")
+
+
 class MissingApiKey(ProviderError):
     def __init__(self) -> None:
-        super().__init__("no RunPod API key: run `pulumi config set --secret runpod:apiKey <key>` "
-                         "or export RUNPOD_API_KEY")
+        super().__init__(MISSING_API_KEY)
 
 
 class NoCapacityAnywhere(ProviderError):

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from runpod_provider import api_errors
-from runpod_provider.client import RunPodClient
+from runpod_provider.client import RunPodClient, find_api_key
 from runpod_provider.wire import CreatePodRequest, GpuRequest, UpdatePodRequest
 
 KEY = "rpa_TESTKEY0123456789"
@@ -251,3 +251,9 @@ def test_logs_return_lines_by_the_deadline_from_an_endless_stream(client, fake_a
 def test_logs_of_an_unknown_pod_raise_not_found(client, fake_api):
     with pytest.raises(api_errors.NotFoundError):
         client.pod_logs("nope", deadline_s=0.5)
+
+
+def test_the_key_comes_from_config_then_the_environment():
+    assert find_api_key("rpa_config", {"RUNPOD_API_KEY": "rpa_env"}) == "rpa_config"
+    assert find_api_key(None, {"RUNPOD_API_KEY": "rpa_env\n"}) == "rpa_env"
+    assert find_api_key("", {}) is None
