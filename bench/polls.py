@@ -2,7 +2,7 @@
 
 Three figures, because waiting 10 real minutes does not fit a bench run:
 
-- computed: walk `runpod_provider.readiness.poll_delays()` (the provider's schedule) to 600 s;
+- computed: walk `runpod_provider.polling.poll_delays()` (the provider's schedule) to 600 s;
 - time-scaled: the real `ReadinessWaiter` and client against an emulator whose pod serves after
   600/K seconds, with the waiter's clock and sleep scaled by K. The whole schedule (first interval,
   ×1.5 and the 30 s cap) shrinks by K, so the count is the real one;
@@ -31,7 +31,7 @@ K = 60.0  # time scale: 600 s of virtual time take 10 s
 
 def computed_polls(wait_s: float, initial: float = 1.0) -> tuple[int, list[float]]:
     """(polls until the first one at or after wait_s, the poll times) for the real schedule."""
-    from runpod_provider.readiness import poll_delays
+    from runpod_provider.polling import poll_delays
 
     t, times, delays = 0.0, [0.0], poll_delays(initial)
     while t < wait_s:
@@ -41,7 +41,7 @@ def computed_polls(wait_s: float, initial: float = 1.0) -> tuple[int, list[float
 
 
 def schedule(n: int = 14, initial: float = 1.0) -> list[float]:
-    from runpod_provider.readiness import poll_delays
+    from runpod_provider.polling import poll_delays
 
     it = poll_delays(initial)
     return [round(next(it), 3) for _ in range(n)]

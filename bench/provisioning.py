@@ -104,9 +104,10 @@ def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:
     from runpod_deploy.config import DEFAULT_GPU_TYPES, ModelConfig
     from runpod_deploy.model_server import PORTS
     from runpod_provider.client import RunPodClient
-    from runpod_provider.pod import _create_request, _delete_and_wait
+    from runpod_provider.naming import new_pod_name
+    from runpod_provider.pod import _delete_and_wait
     from runpod_provider.readiness import ReadinessWaiter
-    from runpod_provider.spec import PodSpec, new_pod_name
+    from runpod_provider.spec import PodSpec
 
     client = RunPodClient(emu.api_key, emu.api_url)
     created: list[str] = []
@@ -127,7 +128,7 @@ def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:
                             "WEBUI_SECRET_KEY": secrets.token_urlsafe(48)},
                 start_command=startup.bootstrap_command(),
                 readiness=[{"port": 8000, "path": "/health"}, {"port": 3000, "path": "/health"}])
-            pod = client.create_pod(_create_request(spec, spec.gpu_type_ids[0]))
+            pod = client.create_pod(spec.create_request(spec.gpu_type_ids[0]))
             created.append(pod.id)
             waiter = ReadinessWaiter(get_pod=lambda: client.get_pod(pod.id),
                                      read_logs=lambda: client.pod_logs(pod.id, tail=50, deadline_s=0.5),
@@ -144,7 +145,7 @@ def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:
 def schedule_floor(d: float, initial: float = 1.0) -> float:
     """When the first poll at or after D happens with the real schedule (polls at 0, 1, 2.5, …
     seconds after the create): the earliest a create can notice a pod that serves at D."""
-    from runpod_provider.readiness import poll_delays
+    from runpod_provider.polling import poll_delays
 
     t = 0.0
     delays = poll_delays(initial)

@@ -192,7 +192,7 @@ def _echoable(key: str, value: Any) -> bool:
 def check_against_runpod(cfg: StackConfig, client: Any) -> None:
     """The checks that need the API, before any pod is created: every GPU type id exists in the
     catalog, and the network volume exists in the configured data center."""
-    from runpod_provider import errors
+    from runpod_provider import api_errors as errors
 
     problems: list[str] = []
     try:

@@ -1,7 +1,7 @@
 """HTTP client for RunPod REST v2 (https://api.runpod.io/v2).
 
 Transport, retries and RunPod's quirks live here, each in one place; callers get pydantic models
-(`wire.py`) and exceptions from `errors.py`.
+(`wire.py`) and exceptions from `api_errors.py`.
 
 Retry policy, by method:
 - GET, PATCH, DELETE are idempotent (our PATCH bodies carry the full desired value of each field),
@@ -26,8 +26,10 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Iterator, Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -37,7 +39,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .errors import (
+from .api_errors import (
     NotFoundError,
     RateLimitedError,
     RunPodError,
@@ -45,8 +47,8 @@ from .errors import (
     TransportError,
     error_from_response,
 )
+from .polling import Backoff, poll_until
 from .wire import (
-    TERMINATED,
     CreatePodRequest,
     GpuType,
     NetworkVolume,
@@ -62,20 +64,35 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELET
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_RETRY_AFTER_S = 120  # a longer wait (hour/day windows) goes back to the caller as the 429
 BACKOFF_MAX_S = 30.0
-ADOPT_POLL_S = 0.5
+ADOPT_POLL = Backoff(first_s=0.5)  # create adoption re-reads the pod list this often
 MAX_LIST_PAGES = 1000  # guards against a server that never stops paginating
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 def _version() -> str:
+    """This project's version, from its package metadata (scripts/setup.sh installs the checkout
+    editable). A checkout run without that install (a venv made before it, or another tool's) still
+    needs a User-Agent, so it falls back to pyproject.toml itself: the version is written only there."""
     try:
         return metadata.version("runpod-deploy")
     except metadata.PackageNotFoundError:
-        return "0.1.0"
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text())["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
 
 
+# The one User-Agent of every request this project sends (API and readiness probes). Quirk:
+# Cloudflare, in front of the API and the proxy, answers 403/1010 to library-default User-Agents.
 USER_AGENT = f"runpod-deploy/{_version()}"
+
+
+def find_api_key(configured: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+    """The RunPod key: the stack's `runpod:apiKey` if set, else $RUNPOD_API_KEY; None if neither
+    (the caller reports provider_errors.MISSING_API_KEY)."""
+    return (configured or env.get("RUNPOD_API_KEY") or "").strip() or None
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -119,7 +136,6 @@ class RunPodClient:
         self._session.auth = _BearerAuth(api_key)
         self._session.headers.update(
             {
-                # Quirk: Cloudflare answers 403/1010 to library-default User-Agents.
                 "User-Agent": USER_AGENT,
                 "Content-Type": "application/json",
             }
@@ -293,20 +309,17 @@ class RunPodClient:
         raise AssertionError("unreachable")
 
     def _adopt(self, name: str) -> Pod | None:
-        """The pod named `name`, polling the list for up to `adopt_wait_s` (it may lag)."""
-        deadline = time.monotonic() + self.adopt_wait_s
-        while True:
+        """The pod named `name`, polling the list on ADOPT_POLL for up to `adopt_wait_s` (it may lag)."""
+
+        def look() -> Pod | None:
             try:
-                found = [p for p in self.list_pods() if p.name == name and p.status != TERMINATED]
+                found = [p for p in self.list_pods() if p.name == name and not p.gone]
             except RunPodError as exc:
                 log.warning("listing pods to find %r failed: %s", name, exc)
-                found = []
-            if found:
-                return self._keep_oldest(found)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
                 return None
-            time.sleep(min(ADOPT_POLL_S, remaining))
+            return self._keep_oldest(found) if found else None
+
+        return poll_until(look, timeout_s=self.adopt_wait_s, delays=ADOPT_POLL.delays())
 
     def _keep_oldest(self, pods: list[Pod]) -> Pod:
         """Names are unique per create by construction, so several pods with the name are

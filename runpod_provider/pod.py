@@ -9,28 +9,20 @@ instance, so each call makes its own client.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import pulumi
 from pulumi import dynamic
 from pydantic import ValidationError
 
-from . import errors
-from .failures import (CreateOutcomeUnknown, DeleteTimeout, MissingApiKey, NoCapacityAnywhere, PodNotReady,
+from . import api_errors
+from .provider_errors import (CreateOutcomeUnknown, DeleteTimeout, MissingApiKey, NoCapacityAnywhere, PodNotReady,
                        StartRefused)
-from .client import RunPodClient
+from .client import RunPodClient, find_api_key
+from .naming import is_pod_name_of, new_pod_name
+from .polling import Backoff, poll_until
 from .readiness import NotReady, ReadinessWaiter, public_url
-from .spec import (
-    INPUT_KEYS,
-    PATCH_KEYS,
-    REPLACE_KEYS,
-    PodSpec,
-    describe_errors,
-    is_pod_name_of,
-    new_pod_name,
-)
-from .wire import CreatePodRequest, GpuRequest, Mounts, NetworkMount, UpdatePodRequest
+from .spec import INPUT_KEYS, PATCH_KEYS, REPLACE_KEYS, PodSpec, describe_errors
 from .wire import Pod as ApiPod  # the API's view of a pod; `Pod` below is the Pulumi resource
 
 OUTPUT_KEYS = ("pod_id", "gpu_type", "data_center", "cost_per_hr", "status", "urls")
@@ -39,6 +31,9 @@ LOG_TAIL_ON_FAILURE = 20
 # gives up. Long, because a pod in doubt that is not adopted here bills outside state until the
 # next `up` sweeps it. RUNPOD_DEPLOY_ADOPT_WAIT_S shortens it for tests.
 CREATE_ADOPT_WAIT_S = 60.0
+# After DELETE, how long and how often to read the pod until it is gone.
+DELETE_WAIT_S = 300.0
+DELETE_POLL = Backoff(first_s=0.5, factor=2.0, cap_s=10.0)
 
 
 class PodProvider(dynamic.ResourceProvider):
@@ -47,10 +42,10 @@ class PodProvider(dynamic.ResourceProvider):
     _api_key: str | None = None
 
     def configure(self, req: dynamic.ConfigureRequest) -> None:
-        self._api_key = req.config.get("runpod:apiKey") or os.environ.get("RUNPOD_API_KEY")
+        self._api_key = req.config.get("runpod:apiKey")
 
     def _client(self) -> RunPodClient:
-        key = self._api_key or os.environ.get("RUNPOD_API_KEY")
+        key = find_api_key(self._api_key)
         if not key:
             raise MissingApiKey()
         adopt_wait = float(os.environ.get("RUNPOD_DEPLOY_ADOPT_WAIT_S", CREATE_ADOPT_WAIT_S))
@@ -66,7 +61,8 @@ class PodProvider(dynamic.ResourceProvider):
             inputs["name"] = old_name
         elif isinstance(prefix, str):
             inputs["name"] = new_pod_name(prefix)
-        if any(_has_unknowns(v) for v in inputs.values()):  # preview before secrets/ids exist: validate what is known later
+        if any(_has_unknowns(v) for v in inputs.values()):
+            # Preview, before secrets and ids exist: validate once they are known.
             return dynamic.CheckResult(inputs, [])
         try:
             PodSpec.model_validate(inputs)
@@ -91,7 +87,10 @@ class PodProvider(dynamic.ResourceProvider):
             self._sweep_orphans(client, spec)
             pod = self._place(client, spec)
             try:
-                pod = self._wait_until_ready(client, spec, pod) if spec.running else self._stop_when_placed(client, spec, pod)
+                if spec.running:
+                    pod = self._wait_until_ready(client, spec, pod)
+                else:
+                    pod = self._stop_when_placed(client, spec, pod)
             except BaseException:
                 # A failed create leaves nothing billing: the pod is deleted before the error surfaces.
                 _delete_and_wait(client, pod.id)
@@ -118,11 +117,11 @@ class PodProvider(dynamic.ResourceProvider):
                 reasons.append(f"{gpu}: no stock in {', '.join(spec.data_center_ids)} (catalog)")
                 continue
             try:
-                pod = client.create_pod(_create_request(spec, gpu))
-            except errors.CapacityError:
+                pod = client.create_pod(spec.create_request(gpu))
+            except api_errors.CapacityError:
                 reasons.append(f"{gpu}: no capacity in {', '.join(spec.data_center_ids)} (create refused)")
                 continue
-            except (errors.ServerError, errors.TransportError) as e:
+            except (api_errors.ServerError, api_errors.TransportError) as e:
                 # The client found no pod to adopt, but the create may have taken effect: say so.
                 raise CreateOutcomeUnknown(spec.name, e, client.adopt_wait_s) from None
             _say(spec, f"created pod {pod.id} on {gpu}")
@@ -155,16 +154,16 @@ class PodProvider(dynamic.ResourceProvider):
         client = self._client()
         try:
             pod = client.get_pod(id_)
-        except errors.NotFoundError:
+        except api_errors.NotFoundError:
             return dynamic.ReadResult("", {})  # a blank id drops the resource from state
         finally:
             client.close()
-        if pod.status == "TERMINATED":
+        if pod.gone:
             return dynamic.ReadResult("", {})
         inputs = _inputs(props)
         # What the pod says now wins: a pod stopped in the console reads back as running: false.
         inputs.update(
-            running=pod.status != "EXITED",
+            running=not pod.stopped,
             image=pod.image or inputs.get("image"),
             ports=list(pod.ports) if pod.ports is not None else inputs.get("ports"),
         )
@@ -183,18 +182,15 @@ class PodProvider(dynamic.ResourceProvider):
         try:
             pod = client.get_pod(id_)
             if any(_norm(olds.get(k)) != _norm(news.get(k)) for k in PATCH_KEYS):
-                # env is sent whole: a PATCH replaces the pod's entire env map.
-                pod = client.update_pod(id_, UpdatePodRequest(
-                    name=spec.name, image=spec.image, args=spec.args, env=spec.full_env,
-                    ports=spec.ports, disk=spec.container_disk_gb))
+                pod = client.update_pod(id_, spec.update_request())
                 _say(spec, f"updated pod {id_} in place")
-            if spec.running and (not was_running or pod.status == "EXITED"):
+            if spec.running and (not was_running or pod.stopped):
                 try:
                     pod = client.start_pod(id_)
-                except (errors.BadRequestError, errors.CapacityError, errors.ConflictError) as e:
+                except (api_errors.BadRequestError, api_errors.CapacityError, api_errors.ConflictError) as e:
                     raise StartRefused(id_, e) from None
                 _say(spec, f"started pod {id_}")
-            elif not spec.running and pod.status != "EXITED":
+            elif not spec.running and not pod.stopped:
                 pod = client.stop_pod(id_)
                 _say(spec, f"stopped pod {id_} (GPU released, volume kept)")
             if spec.running:
@@ -231,25 +227,6 @@ class Pod(dynamic.Resource, module="runpod", name="Pod"):
 
 
 # --- helpers: one mapping each ----------------------------------------------------------------
-def _create_request(spec: PodSpec, gpu: str) -> CreatePodRequest:
-    mounts = None
-    if spec.network_volume_id:
-        mounts = Mounts(network=[NetworkMount(volumeId=spec.network_volume_id, path=spec.volume_mount_path)])
-    return CreatePodRequest(
-        name=spec.name,
-        image=spec.image,
-        gpu=GpuRequest(id=gpu, count=spec.gpu_count, minCudaVersion=spec.min_cuda_version),
-        cloud=spec.cloud,
-        dataCenterIds=spec.data_center_ids,
-        mounts=mounts,
-        disk=spec.container_disk_gb,
-        env=spec.full_env,
-        ports=spec.ports,
-        args=spec.args or None,
-        startSsh=spec.start_ssh or None,
-    )
-
-
 def _outs(spec: PodSpec, pod: ApiPod) -> dict[str, Any]:
     """The state: every input echoed (diff compares like with like), plus what RunPod decided."""
     outs = {k: _dump(getattr(spec, k, None)) for k in INPUT_KEYS}
@@ -299,7 +276,7 @@ def _catalog_stock(client: RunPodClient, spec: PodSpec) -> dict[str, str] | None
     still be refused for capacity, and a catalog outage must not block a create."""
     try:
         types = client.gpu_types(gpu_count=spec.gpu_count, cloud=spec.cloud)
-    except errors.RunPodError:
+    except api_errors.RunPodError:
         return None
     order = ["NONE", "LOW", "MEDIUM", "HIGH"]
     out = {}
@@ -309,27 +286,25 @@ def _catalog_stock(client: RunPodClient, spec: PodSpec) -> dict[str, str] | None
     return out
 
 
-def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = 300) -> None:
+def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELETE_WAIT_S) -> None:
     """Idempotent: a pod already gone (404 or TERMINATED) counts as deleted."""
     if not client.delete_pod(pod_id):  # already gone (404)
         return
-    deadline = time.monotonic() + timeout_s
-    delay = 0.5
-    while time.monotonic() < deadline:
+
+    def gone() -> bool | None:
         try:
-            if client.get_pod(pod_id).status == "TERMINATED":
-                return
-        except errors.NotFoundError:
-            return
-        time.sleep(delay)
-        delay = min(delay * 2, 10)
-    raise DeleteTimeout(pod_id, timeout_s)
+            return client.get_pod(pod_id).gone or None
+        except api_errors.NotFoundError:
+            return True
+
+    if not poll_until(gone, timeout_s=timeout_s, delays=DELETE_POLL.delays()):
+        raise DeleteTimeout(pod_id, timeout_s)
 
 
 def _last_logs(client: RunPodClient, pod_id: str) -> list[str]:
     try:
         return client.pod_logs(pod_id, tail=LOG_TAIL_ON_FAILURE, deadline_s=2.0)[-LOG_TAIL_ON_FAILURE:]
-    except Exception:
+    except Exception:  # noqa: BLE001 - the logs only decorate the error being raised
         return []
 
 

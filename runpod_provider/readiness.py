@@ -2,8 +2,8 @@
 
 RunPod v2 reports RUNNING before the container is up (runtime stays null for several polls), so
 readiness is layered: RUNNING, then `runtime` present, then each probe answering 200 through the
-proxy URL. Status polls back off (capped) so a 10-minute cold start costs under 30 of them; once
-the container runs, each poll also reads the pod's log tail for progress lines.
+proxy URL. Status polls back off (capped; `polling.poll_delays`) so a 10-minute cold start costs
+under 30 of them; once the container runs, each poll also reads the pod's log tail for progress lines.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import requests
 
+from .client import USER_AGENT
+from .polling import poll_delays, poll_until
 from .spec import Probe
 from .wire import Pod
 
 DEFAULT_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
-USER_AGENT = "runpod-deploy/0.1 (+readiness)"  # the proxy 403s urllib's default UA; say who we are
 
 
 def public_url(pod_id: str, port: int) -> str:
@@ -33,16 +34,6 @@ def proxy_url(pod_id: str, port: int) -> str:
     return os.environ.get("RUNPOD_PROXY_URL", DEFAULT_PROXY_URL).format(pod_id=pod_id, port=port)
 
 
-def poll_delays(initial: float | None = None, factor: float = 1.5, cap_ratio: float = 30.0) -> Iterator[float]:
-    """1, 1.5, 2.25, … capped at 30 s. `RUNPOD_DEPLOY_POLL_S` scales the whole schedule (start and
-    cap) for tests and benches, so a shortened run polls the way production does."""
-    delay = initial if initial is not None else float(os.environ.get("RUNPOD_DEPLOY_POLL_S", "1.0"))
-    cap = delay * cap_ratio
-    while True:
-        yield delay
-        delay = min(delay * factor, cap)
-
-
 class NotReady(Exception):
     """The pod did not become ready; `reason` says why, `status` is its last status."""
 
@@ -54,39 +45,46 @@ class NotReady(Exception):
 
 @dataclass
 class ReadinessWaiter:
-    """Polls one pod until it serves. `get_pod` and `read_logs` are the client's calls."""
+    """Polls one pod until it serves. `get_pod` and `read_logs` are the client's calls; `schedule`
+    gives the delays between polls (read when `wait()` starts, so RUNPOD_DEPLOY_POLL_S applies)."""
 
     get_pod: Callable[[], Pod]
     read_logs: Callable[[], list[str]]
     probes: list[Probe]
     timeout_s: float
     say: Callable[[str], None] = print
+    schedule: Callable[[], Iterator[float]] = poll_delays
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     polls: int = 0
     _seen_phases: set[str] = field(default_factory=set)
+    _last: Pod | None = None
+    _failing: list[Probe] = field(default_factory=list)
 
     def wait(self) -> Pod:
-        deadline = self.clock() + self.timeout_s
-        delays = poll_delays()
-        last_status: str | None = None
-        while True:
-            pod = self.get_pod()
-            self.polls += 1
-            last_status = pod.status
-            if pod.status in ("ERROR", "EXITED", "TERMINATED"):
-                raise NotReady(f"pod went to {pod.status} while starting", pod.status)
-            if pod.status == "RUNNING" and pod.runtime is not None:
-                self._report_progress()
-                failing = [p for p in self.probes if not self._probe_ok(pod.id, p)]
-                if not failing:
-                    return pod
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                waiting_for = "the API to report RUNNING with a runtime" if last_status != "RUNNING" or pod.runtime is None \
-                    else "HTTP 200 from " + ", ".join(f"port {p.port}{p.path}" for p in failing)
-                raise NotReady(f"not ready after {self.timeout_s:.0f}s: still waiting for {waiting_for}", last_status)
-            self.sleep(min(next(delays), remaining))
+        ready = poll_until(self._look, timeout_s=self.timeout_s, delays=self.schedule(),
+                           clock=self.clock, sleep=self.sleep)
+        if ready is not None:
+            return ready
+        last = self._last
+        if last is None or not last.container_up:
+            waiting_for = "the API to report RUNNING with a runtime"
+        else:
+            waiting_for = "HTTP 200 from " + ", ".join(f"port {p.port}{p.path}" for p in self._failing)
+        raise NotReady(f"not ready after {self.timeout_s:.0f}s: still waiting for {waiting_for}",
+                       last.status if last else None)
+
+    def _look(self) -> Pod | None:
+        """One poll: the pod if it serves, None if not yet; NotReady if it went down."""
+        pod = self._last = self.get_pod()
+        self.polls += 1
+        if pod.down:
+            raise NotReady(f"pod went to {pod.status} while starting", pod.status)
+        if not pod.container_up:
+            return None
+        self._report_progress()
+        self._failing = [p for p in self.probes if not self._probe_ok(pod.id, p)]
+        return None if self._failing else pod
 
     def _probe_ok(self, pod_id: str, probe: Probe) -> bool:
         """One GET through the proxy. Connection errors and 5xx (502 until the port listens,
@@ -102,7 +100,7 @@ class ReadinessWaiter:
         """Print the startup script's new `runpod-deploy phase=…` lines (pod logs are best effort)."""
         try:
             lines = self.read_logs()
-        except Exception:  # logs are a progress nicety; never fail a create over them
+        except Exception:  # noqa: BLE001 - logs are a progress nicety; never fail a create over them
             return
         for line in lines:
             if "runpod-deploy " in line:

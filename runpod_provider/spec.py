@@ -1,5 +1,6 @@
-"""The Pod resource's inputs: one pydantic model, and the single declaration of which inputs
-replace the pod and which update it in place.
+"""The Pod resource's inputs: one pydantic model. Each field declares, next to its type, what a
+change to it does (`Change`); the key lists the provider diffs with are derived from that. The
+spec also renders itself into the v2 create and update request bodies.
 
 `check()` validates with `PodSpec` and turns each pydantic error into a CheckFailure that names
 the property and the fix. No API call happens here: the engine calls check() on preview too.
@@ -8,38 +9,30 @@ the property and the fix. No API call happens here: the engine calls check() on 
 from __future__ import annotations
 
 import re
-import secrets
 import shlex
-import string
-from typing import Literal
+from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# --- replace vs update, declared once -----------------------------------------------------------
-# RunPod v2 cannot PATCH these (gpu, cloud, dataCenterIds, the network mount's volume), so a change
-# means a new pod. `volume_mount_path` could be patched, but moving /workspace under a running
-# startup script is a new pod in all but name.
-REPLACE_KEYS = (
-    "gpu_type_ids",
-    "gpu_count",
-    "data_center_ids",
-    "cloud",
-    "network_volume_id",
-    "volume_mount_path",
-    "min_cuda_version",
-    "start_ssh",
-)
-# PATCH /pods/{id} takes these; the container restarts with the new values.
-PATCH_KEYS = ("name", "image", "env", "secret_env", "ports", "start_command", "container_disk_gb")
-# Changes that touch no pod field: `running` is a stop/start action, the rest is provider-side.
-ACTION_KEYS = ("running",)
-LOCAL_KEYS = ("readiness", "ready_timeout_s")
-INPUT_KEYS = REPLACE_KEYS + PATCH_KEYS + ACTION_KEYS + LOCAL_KEYS + ("name_prefix",)
+from .wire import CreatePodRequest, GpuRequest, Mounts, NetworkMount, UpdatePodRequest
 
 PORT_RE = re.compile(r"^\d{1,5}/(http|tcp)$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-NAME_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
-NAME_SUFFIX_LEN = 6
+
+
+class Change(StrEnum):
+    """What a change to one input does. Every PodSpec field declares exactly one, as Annotated
+    metadata: `gpu_count: Annotated[int, Change.REPLACE]`."""
+
+    # Only `createPod` takes it (`updatePod` has no such field), so a change means a new pod.
+    REPLACE = "replace"
+    # `updatePod` (PATCH /pods/{podId}) takes it; the container restarts with the new values.
+    PATCH = "patch"
+    # A `podAction` (start/stop) on the same pod.
+    ACTION = "action"
+    # Provider-side only: no pod field changes.
+    LOCAL = "local"
 
 
 class Probe(BaseModel):
@@ -53,28 +46,33 @@ class Probe(BaseModel):
 class PodSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name_prefix: str = Field(
+    # LOCAL: a new prefix gives a new `name` in check(), and that is what gets patched.
+    name_prefix: Annotated[str, Change.LOCAL] = Field(
         min_length=1, max_length=120, pattern=r"^[a-z0-9][a-z0-9-]*$",
         description="pod names are <name_prefix>-<6 random chars>, unique per resource",
     )
-    name: str = Field(min_length=1, description="the pod's name on RunPod (set by check)")
-    image: str = Field(min_length=1)
-    gpu_type_ids: list[str] = Field(min_length=1, description="GPU type ids, most preferred first")
-    gpu_count: int = Field(default=1, ge=1, le=8)
-    data_center_ids: list[str] = Field(min_length=1)
-    cloud: Literal["SECURE", "COMMUNITY"] = "SECURE"
-    network_volume_id: str | None = None
-    volume_mount_path: str = Field(default="/workspace", pattern=r"^/")
-    min_cuda_version: str | None = Field(default=None, pattern=r"^\d+\.\d+$")
-    start_ssh: bool = False
-    container_disk_gb: int = Field(default=50, ge=1, le=4096)
-    ports: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    secret_env: dict[str, str] = Field(default_factory=dict)
-    start_command: list[str] = Field(default_factory=list)
-    running: bool = True
-    readiness: list[Probe] = Field(default_factory=list)
-    ready_timeout_s: int = Field(default=1800, ge=1, description="own deadline: dynamic resources ignore customTimeouts")
+    name: Annotated[str, Change.PATCH] = Field(min_length=1, description="the pod's name on RunPod (set by check)")
+    image: Annotated[str, Change.PATCH] = Field(min_length=1)
+    gpu_type_ids: Annotated[list[str], Change.REPLACE] = Field(
+        min_length=1, description="GPU type ids, most preferred first")
+    gpu_count: Annotated[int, Change.REPLACE] = Field(default=1, ge=1, le=8)
+    data_center_ids: Annotated[list[str], Change.REPLACE] = Field(min_length=1)
+    cloud: Annotated[Literal["SECURE", "COMMUNITY"], Change.REPLACE] = "SECURE"
+    network_volume_id: Annotated[str | None, Change.REPLACE] = None
+    # REPLACE although `updatePod` takes mounts: moving /workspace under a running startup script is
+    # a new pod in all but name.
+    volume_mount_path: Annotated[str, Change.REPLACE] = Field(default="/workspace", pattern=r"^/")
+    min_cuda_version: Annotated[str | None, Change.REPLACE] = Field(default=None, pattern=r"^\d+\.\d+$")
+    start_ssh: Annotated[bool, Change.REPLACE] = False
+    container_disk_gb: Annotated[int, Change.PATCH] = Field(default=50, ge=1, le=4096)
+    ports: Annotated[list[str], Change.PATCH] = Field(default_factory=list)
+    env: Annotated[dict[str, str], Change.PATCH] = Field(default_factory=dict)
+    secret_env: Annotated[dict[str, str], Change.PATCH] = Field(default_factory=dict)
+    start_command: Annotated[list[str], Change.PATCH] = Field(default_factory=list)
+    running: Annotated[bool, Change.ACTION] = True
+    readiness: Annotated[list[Probe], Change.LOCAL] = Field(default_factory=list)
+    ready_timeout_s: Annotated[int, Change.LOCAL] = Field(
+        default=1800, ge=1, description="own deadline: dynamic resources ignore customTimeouts")
 
     @field_validator("gpu_type_ids", "data_center_ids")
     @classmethod
@@ -126,15 +124,51 @@ class PodSpec(BaseModel):
         """PATCH replaces the pod's whole env map, so every update sends plain and secret env."""
         return {**self.env, **self.secret_env}
 
+    def create_request(self, gpu: str) -> CreatePodRequest:
+        """The `createPod` body for one GPU type of `gpu_type_ids` (v2 places one type per create)."""
+        mounts = None
+        if self.network_volume_id:
+            mounts = Mounts(network=[NetworkMount(volumeId=self.network_volume_id, path=self.volume_mount_path)])
+        return CreatePodRequest(
+            name=self.name,
+            image=self.image,
+            gpu=GpuRequest(id=gpu, count=self.gpu_count, minCudaVersion=self.min_cuda_version),
+            cloud=self.cloud,
+            dataCenterIds=self.data_center_ids,
+            mounts=mounts,
+            disk=self.container_disk_gb,
+            env=self.full_env,
+            ports=self.ports,
+            args=self.args or None,
+            startSsh=self.start_ssh or None,
+        )
 
-def new_pod_name(prefix: str) -> str:
-    return f"{prefix}-" + "".join(secrets.choice(NAME_SUFFIX_ALPHABET) for _ in range(NAME_SUFFIX_LEN))
+    def update_request(self) -> UpdatePodRequest:
+        """The `updatePod` body: every PATCH field, each with its full desired value (env whole,
+        since a PATCH replaces the pod's entire env map)."""
+        return UpdatePodRequest(name=self.name, image=self.image, args=self.args, env=self.full_env,
+                                ports=self.ports, disk=self.container_disk_gb)
 
 
-def is_pod_name_of(prefix: str, pod_name: str) -> bool:
-    """True for names this resource's creates produce (used to find pods an interrupted create
-    left behind). Anchored, so model `olmocr` never matches `olmocr-2`'s pods."""
-    return re.fullmatch(re.escape(prefix) + r"-[a-z0-9]{%d}" % NAME_SUFFIX_LEN, pod_name) is not None
+def change_kinds(model: type[BaseModel]) -> dict[str, Change]:
+    """Each field's declared Change. Raises TypeError for a field that declares none or several:
+    an undeclared field would otherwise be silently left out of diff and never update the pod."""
+    kinds: dict[str, Change] = {}
+    for name, info in model.model_fields.items():
+        declared = [m for m in info.metadata if isinstance(m, Change)]
+        if len(declared) != 1:
+            raise TypeError(f"{model.__name__}.{name} declares {len(declared)} change kinds; give it exactly "
+                            "one, e.g. `Annotated[int, Change.REPLACE]`")
+        kinds[name] = declared[0]
+    return kinds
+
+
+CHANGE_KINDS = change_kinds(PodSpec)  # at import: a field without a kind fails every use of the provider
+INPUT_KEYS = tuple(CHANGE_KINDS)
+REPLACE_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.REPLACE)
+PATCH_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.PATCH)
+ACTION_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.ACTION)
+LOCAL_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.LOCAL)
 
 
 def describe_errors(err: ValidationError | ValueError) -> list[tuple[str, str]]:

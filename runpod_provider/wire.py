@@ -11,6 +11,7 @@ Attribute names are the API's own JSON names (camelCase), so a model reads like 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,19 +19,30 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError as PydanticValidationError,
+    ValidationError,
     WrapValidator,
     model_validator,
 )
 
-# Pod statuses (kept as plain strings on `Pod.status` so a new status does not break parsing).
-PROVISIONING, STARTING, RUNNING = "PROVISIONING", "STARTING", "RUNNING"
-EXITED, ERROR, TERMINATED = "EXITED", "ERROR", "TERMINATED"
+
+class PodStatus(StrEnum):
+    """The pod statuses this project acts on. `Pod.status` stays a plain string, so a status the
+    API adds later does not break parsing; these members compare equal to it."""
+
+    PROVISIONING = "PROVISIONING"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    EXITED = "EXITED"  # stopped: GPU released, disk kept; `podAction` start brings it back
+    ERROR = "ERROR"
+    TERMINATED = "TERMINATED"
+
+
+# No container runs in these, and none will start without an action.
+DOWN_STATUSES = frozenset({PodStatus.EXITED, PodStatus.ERROR, PodStatus.TERMINATED})
 
 Cloud = Literal["SECURE", "COMMUNITY"]
 Port = Annotated[str, StringConstraints(pattern=r"^\d+/(http|tcp)$")]
 CudaVersion = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+$")]
-
 
 
 # --- requests ------------------------------------------------------------------------------------
@@ -109,7 +121,7 @@ class PodActionRequest(_Request):
 def _lenient_datetime(value: Any, handler: Any) -> datetime | None:
     try:
         return handler(value)
-    except PydanticValidationError:
+    except ValidationError:
         return None
 
 
@@ -198,12 +210,29 @@ class Pod(_Response):
     createdAt: LenientDatetime = None
     startedAt: LenientDatetime = None
 
-    def is_ready_at_api_level(self) -> bool:
-        """RUNNING with a runtime block. Quirk: v2 reports RUNNING with `runtime: null` first.
+    @property
+    def container_up(self) -> bool:
+        """RUNNING with a runtime block. Quirk: v2 reports RUNNING with `runtime: null` first, before
+        the container exists.
 
         Only the API's view: the services inside still need their own health checks.
         """
-        return self.status == RUNNING and self.runtime is not None
+        return self.status == PodStatus.RUNNING and self.runtime is not None
+
+    @property
+    def stopped(self) -> bool:
+        """EXITED: stopped (by us, the console, or the container exiting); start it to run again."""
+        return self.status == PodStatus.EXITED
+
+    @property
+    def gone(self) -> bool:
+        """TERMINATED: deleted (v2 may still show it for a while)."""
+        return self.status == PodStatus.TERMINATED
+
+    @property
+    def down(self) -> bool:
+        """EXITED, ERROR or TERMINATED: nothing runs, and nothing will without an action."""
+        return self.status in DOWN_STATUSES
 
 
 class NetworkVolume(_Response):

@@ -22,11 +22,14 @@ venv() {
   fi
   # Reinstall only when the pinned requirements changed (a stamp holds their checksum).
   local stamp="$ROOT/.venv/.requirements.sum" sum
-  sum="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" | cksum)"
+  sum="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" "$ROOT/pyproject.toml" | cksum)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
     say "installing Python requirements"
     "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check \
       -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
+    # The project itself, editable and without deps (pinned above): gives it package metadata, so
+    # the RunPod client's User-Agent carries the version from pyproject.toml.
+    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT"
     printf '%s' "$sum" >"$stamp"
   fi
 }

@@ -123,7 +123,7 @@ class FakeApi:
                 except OSError:
                     pass
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _handle
+            do_GET = do_POST = do_PATCH = do_DELETE = _handle  # noqa: N815 - http.server dispatches on these names
 
         return Handler
 
@@ -142,7 +142,8 @@ def live_pod():
 
 
 def pod_json(pod_id: str = "5xpma5eg46tqjq", name: str = "p", **extra) -> dict:
-    """A pod as live v2 returned it (digest §18): gpu without vcpuCount/memory, runtime null."""
+    """A pod as live v2 `getPod` returned it (the response quirks in runpod_provider/wire.py): gpu
+    without vcpuCount/memory, runtime null."""
     pod = {
         "id": pod_id,
         "name": name,

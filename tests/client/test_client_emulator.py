@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from runpod_provider import errors
+from runpod_provider import api_errors
 from runpod_provider.client import RunPodClient
 from runpod_provider.wire import CreatePodRequest, GpuRequest, Mounts, NetworkMount, UpdatePodRequest
 
@@ -50,7 +50,7 @@ def wait_for(predicate, timeout=5.0):
 
 def test_no_stock_in_the_allowed_data_center_is_a_capacity_error(client, emulator):
     emulator.set_stock("EU-RO-1", "NVIDIA L40S", "NONE")
-    with pytest.raises(errors.CapacityError, match="no longer any instances available"):
+    with pytest.raises(api_errors.CapacityError, match="no longer any instances available"):
         client.create_pod(create_req())
     assert emulator.pods() == []
 
@@ -58,7 +58,7 @@ def test_no_stock_in_the_allowed_data_center_is_a_capacity_error(client, emulato
 def test_a_body_the_schema_refuses_is_a_422_naming_the_field(client):
     # Our models refuse count=0 themselves; model_construct skips that to reach the server.
     bad = create_req().model_copy(update={"gpu": GpuRequest.model_construct(id="NVIDIA L40S", count=0)})
-    with pytest.raises(errors.ValidationError) as info:
+    with pytest.raises(api_errors.UnprocessableRequestError) as info:
         client.create_pod(bad)
     assert "$.gpu.count" in str(info.value)
     assert any("$.gpu.count" in e for e in info.value.errors)
@@ -66,40 +66,40 @@ def test_a_body_the_schema_refuses_is_a_422_naming_the_field(client):
 
 def test_a_wrong_key_is_an_auth_error(emulator):
     with RunPodClient("not-the-key", emulator.api_url) as c:
-        with pytest.raises(errors.AuthError) as info:
+        with pytest.raises(api_errors.AuthError) as info:
             c.list_pods()
     assert info.value.status == 403
 
 
 def test_a_missing_bearer_token_is_an_auth_error(client, emulator):
     emulator.inject(method="GET", path=r"/v2/pods$", kind="status", status=401, detail="missing bearer token")
-    with pytest.raises(errors.AuthError) as info:
+    with pytest.raises(api_errors.AuthError) as info:
         client.list_pods()
     assert info.value.status == 401
 
 
 def test_cloudflare_page_for_a_library_user_agent_names_the_fix(client):
     client._session.headers["User-Agent"] = "Python-urllib/3.11"  # what the quirk is about
-    with pytest.raises(errors.AuthError, match="User-Agent"):
+    with pytest.raises(api_errors.AuthError, match="User-Agent"):
         client.list_pods()
 
 
 def test_unknown_pod_is_not_found(client):
-    with pytest.raises(errors.NotFoundError):
+    with pytest.raises(api_errors.NotFoundError):
         client.get_pod("nosuchpod00000")
 
 
 def test_network_volume_is_read_and_an_unknown_one_is_not_found(client):
     vol = client.get_network_volume(VOLUME)
     assert (vol.id, vol.dataCenter, vol.type) == (VOLUME, "EU-RO-1", "STANDARD")
-    with pytest.raises(errors.NotFoundError):
+    with pytest.raises(api_errors.NotFoundError):
         client.get_network_volume("nosuchvol")
 
 
 def test_an_action_not_allowed_now_is_a_conflict(client):
     pod = client.create_pod(create_req())
     assert client.stop_pod(pod.id).status == "EXITED"
-    with pytest.raises(errors.ConflictError) as info:
+    with pytest.raises(api_errors.ConflictError) as info:
         client.stop_pod(pod.id)
     assert info.value.status == 409
 
@@ -108,21 +108,21 @@ def test_start_refused_for_lack_of_gpu_on_the_host_is_a_capacity_error(client, e
     pod = client.create_pod(create_req())
     client.stop_pod(pod.id)
     emulator.inject(kind="no_gpu_on_start")
-    with pytest.raises(errors.CapacityError, match="not enough free GPUs"):
+    with pytest.raises(api_errors.CapacityError, match="not enough free GPUs"):
         client.start_pod(pod.id)
     assert client.start_pod(pod.id).status != "EXITED"
 
 
 def test_insufficient_funds(client, emulator):
     emulator.inject(method="POST", path=CREATE, kind="status", status=402, detail="Insufficient balance")
-    with pytest.raises(errors.InsufficientFundsError):
+    with pytest.raises(api_errors.InsufficientFundsError):
         client.create_pod(create_req())
 
 
 def test_rate_limit_that_outlasts_the_retries_is_raised(emulator):
     emulator.inject(method="GET", path=r"/v2/pods$", kind="status", status=429, retry_after=0, count=None)
     with RunPodClient(emulator.api_key, emulator.api_url, retry_total=2, backoff_factor=0) as c:
-        with pytest.raises(errors.RateLimitedError) as info:
+        with pytest.raises(api_errors.RateLimitedError) as info:
             c.list_pods()
     assert info.value.retry_after == 0
     assert len(calls(emulator, "GET", "/v2/pods")) == 3
@@ -156,7 +156,7 @@ def test_adoption_waits_out_a_lagging_list(client, emulator):
 def test_create_500_before_creating_raises_and_makes_nothing(client, emulator):
     emulator.inject(method="POST", path=CREATE, kind="status", status=500)
     with RunPodClient(emulator.api_key, emulator.api_url, adopt_wait_s=0.3) as c:
-        with pytest.raises(errors.ServerError):
+        with pytest.raises(api_errors.ServerError):
             c.create_pod(create_req())
     assert emulator.pods() == []
     assert len(calls(emulator, "POST", "/v2/pods")) == 1
@@ -165,7 +165,7 @@ def test_create_500_before_creating_raises_and_makes_nothing(client, emulator):
 def test_create_dropped_before_creating_raises_transport_error(emulator):
     emulator.inject(method="POST", path=CREATE, kind="drop")
     with RunPodClient(emulator.api_key, emulator.api_url, adopt_wait_s=0.3) as c:
-        with pytest.raises(errors.TransportError):
+        with pytest.raises(api_errors.TransportError):
             c.create_pod(create_req())
     assert emulator.pods() == []
     assert len(calls(emulator, "POST", "/v2/pods")) == 1
@@ -224,8 +224,8 @@ def test_delete_of_a_pod_removed_out_of_band_returns_false(client, emulator):
 
 def test_pod_reaches_running_with_a_runtime(client):
     pod = client.create_pod(create_req())
-    assert pod.status == "PROVISIONING" and not pod.is_ready_at_api_level()
-    assert wait_for(lambda: client.get_pod(pod.id).is_ready_at_api_level())
+    assert pod.status == "PROVISIONING" and not pod.container_up
+    assert wait_for(lambda: client.get_pod(pod.id).container_up)
     ready = client.get_pod(pod.id)
     assert ready.gpu.id == "NVIDIA L40S" and ready.dataCenterId == "EU-RO-1"
     assert ready.mounts.network[0].volumeId == VOLUME
@@ -248,7 +248,7 @@ def test_list_follows_pagination(client, emulator):
 
 def test_logs_are_read_until_the_deadline(client, emulator):
     pod = client.create_pod(create_req())
-    assert wait_for(lambda: client.get_pod(pod.id).is_ready_at_api_level())
+    assert wait_for(lambda: client.get_pod(pod.id).container_up)
     start = time.monotonic()
     lines = client.pod_logs(pod.id, tail=100, deadline_s=1.0)
     assert time.monotonic() - start < 2.0

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from runpod_provider import errors as e
+from runpod_provider import api_errors as e
 
 CAPACITY = (
     "There are no longer any instances available with the requested specifications. "
@@ -34,7 +34,7 @@ def make(status, body, **kw):
         (403, "access denied", e.AuthError),
         (404, "pod not found", e.NotFoundError),
         (409, "action not allowed", e.ConflictError),
-        (422, "Request validation failed.", e.ValidationError),
+        (422, "Request validation failed.", e.UnprocessableRequestError),
         (429, "rate limit exceeded for the minute window", e.RateLimitedError),
         (500, "boom", e.ServerError),
         (503, "unavailable", e.ServerError),

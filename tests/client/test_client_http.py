@@ -5,8 +5,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from runpod_provider import errors
-from runpod_provider.client import RunPodClient
+from runpod_provider import api_errors
+from runpod_provider.client import RunPodClient, find_api_key
 from runpod_provider.wire import CreatePodRequest, GpuRequest, UpdatePodRequest
 
 KEY = "rpa_TESTKEY0123456789"
@@ -48,7 +48,7 @@ def test_base_url_comes_from_runpod_api_url(fake_api, monkeypatch, live_pod):
 
 
 def test_ids_are_sent_as_one_path_segment(client, fake_api):
-    with pytest.raises(errors.NotFoundError) as info:
+    with pytest.raises(api_errors.NotFoundError) as info:
         client.get_pod("../account")
     assert fake_api.seen("GET")[0].path == "/v2/pods/..%2Faccount"
     assert info.value.path == "/v2/pods/..%2Faccount"
@@ -72,7 +72,7 @@ def test_get_is_retried_after_a_dropped_connection(client, fake_api, live_pod):
 def test_get_gives_up_after_retry_total(fake_api):
     fake_api.route("GET", "/v2/pods/abc", problem(500, "still broken"))
     with RunPodClient(KEY, fake_api.url, retry_total=2, backoff_factor=0) as c:
-        with pytest.raises(errors.ServerError, match="still broken"):
+        with pytest.raises(api_errors.ServerError, match="still broken"):
             c.get_pod("abc")
     assert len(fake_api.seen("GET")) == 3
 
@@ -92,7 +92,7 @@ def test_delete_of_a_missing_pod_returns_false(client, fake_api):
 
 def test_action_5xx_is_not_resent(client, fake_api):
     fake_api.route("POST", "/v2/pods/abc/action", problem(500))
-    with pytest.raises(errors.ServerError):
+    with pytest.raises(api_errors.ServerError):
         client.stop_pod("abc")
     assert len(fake_api.seen("POST")) == 1
     assert fake_api.seen("POST")[0].body == {"action": "stop"}
@@ -112,7 +112,7 @@ def test_action_429_is_waited_out(client, fake_api, live_pod):
 def test_create_5xx_with_no_pod_raises_after_a_single_post(client, fake_api):
     fake_api.route("POST", "/v2/pods", problem(503, "upstream"))
     fake_api.route("GET", "/v2/pods", (200, {"pods": []}))
-    with pytest.raises(errors.ServerError, match="upstream"):
+    with pytest.raises(api_errors.ServerError, match="upstream"):
         client.create_pod(create_req())
     assert len(fake_api.seen("POST")) == 1
     assert len(fake_api.seen("GET")) >= 1  # looked for the pod before giving up
@@ -155,7 +155,7 @@ def test_create_429_is_waited_out_then_sent_again(client, fake_api, live_pod):
 
 def test_create_429_with_a_long_retry_after_goes_back_to_the_caller(client, fake_api):
     fake_api.route("POST", "/v2/pods", problem(429, **{"Retry-After": "1800"}))
-    with pytest.raises(errors.RateLimitedError) as info:
+    with pytest.raises(api_errors.RateLimitedError) as info:
         client.create_pod(create_req())
     assert info.value.retry_after == 1800
     assert len(fake_api.seen("POST")) == 1
@@ -163,15 +163,16 @@ def test_create_429_with_a_long_retry_after_goes_back_to_the_caller(client, fake
 
 def test_create_4xx_is_raised_without_adoption(client, fake_api):
     fake_api.route("POST", "/v2/pods", problem(400, "There are no longer any instances available with the ..."))
-    with pytest.raises(errors.CapacityError):
+    with pytest.raises(api_errors.CapacityError):
         client.create_pod(create_req())
     assert fake_api.seen("GET") == []
 
 
 def test_error_messages_never_carry_the_key_or_env_values(client, fake_api):
-    body = {"title": "Unprocessable Entity", "status": 422, "detail": "Request validation failed.", "errors": ["$.env: bad"]}
+    body = {"title": "Unprocessable Entity", "status": 422, "detail": "Request validation failed.",
+            "errors": ["$.env: bad"]}
     fake_api.route("POST", "/v2/pods", (422, body))
-    with pytest.raises(errors.ValidationError) as info:
+    with pytest.raises(api_errors.UnprocessableRequestError) as info:
         client.create_pod(create_req(env={"HF_TOKEN": "hf_SECRETVALUE"}))
     text = str(info.value) + repr(info.value.args)
     assert "$.env: bad" in text
@@ -182,7 +183,7 @@ def test_transport_error_on_create_without_pod(fake_api):
     fake_api.route("POST", "/v2/pods", fake_api.DROP)
     fake_api.route("GET", "/v2/pods", (200, {"pods": []}))
     with RunPodClient(KEY, fake_api.url, adopt_wait_s=0) as c:
-        with pytest.raises(errors.TransportError) as info:
+        with pytest.raises(api_errors.TransportError) as info:
             c.create_pod(create_req())
     assert info.value.status is None and info.value.path == "/v2/pods"
 
@@ -209,13 +210,13 @@ def test_list_without_pagination_is_one_page(client, fake_api, live_pod):
 def test_cloudflare_html_403_says_to_fix_the_user_agent(client, fake_api):
     page = "<html><head><title>Attention Required! | Cloudflare</title></head><body>Error 1010</body></html>"
     fake_api.route("GET", "/v2/pods/abc", (403, page, {"Content-Type": "text/html"}))
-    with pytest.raises(errors.AuthError, match="User-Agent"):
+    with pytest.raises(api_errors.AuthError, match="User-Agent"):
         client.get_pod("abc")
 
 
 def test_non_json_success_is_a_runpod_error(client, fake_api):
     fake_api.route("GET", "/v2/pods/abc", (200, "<html>maintenance</html>", {"Content-Type": "text/html"}))
-    with pytest.raises(errors.RunPodError, match="not a JSON object"):
+    with pytest.raises(api_errors.RunPodError, match="not a JSON object"):
         client.get_pod("abc")
 
 
@@ -248,5 +249,11 @@ def test_logs_return_lines_by_the_deadline_from_an_endless_stream(client, fake_a
 
 
 def test_logs_of_an_unknown_pod_raise_not_found(client, fake_api):
-    with pytest.raises(errors.NotFoundError):
+    with pytest.raises(api_errors.NotFoundError):
         client.pod_logs("nope", deadline_s=0.5)
+
+
+def test_the_key_comes_from_config_then_the_environment():
+    assert find_api_key("rpa_config", {"RUNPOD_API_KEY": "rpa_env"}) == "rpa_config"
+    assert find_api_key(None, {"RUNPOD_API_KEY": "rpa_env\n"}) == "rpa_env"
+    assert find_api_key("", {}) is None

@@ -119,7 +119,8 @@ def test_request_errors_and_reprs_never_show_env_values():
 
 
 def test_pod_parses_the_live_payload_with_quirks(live_pod):
-    # §18: gpu without vcpuCount/memory, runtime null, numbers as strings, extra and missing keys.
+    # Live `getPod` quirks: gpu without vcpuCount/memory, runtime null, numbers as strings, extra
+    # and missing keys.
     payload = live_pod(cost="0.86", disk="30", newField={"x": 1}, runtime=None)
     del payload["registry"], payload["actions"]
     pod = Pod.model_validate(payload)
@@ -129,10 +130,10 @@ def test_pod_parses_the_live_payload_with_quirks(live_pod):
     assert pod.createdAt.year == 2026 and pod.startedAt is None
 
 
-def test_running_without_runtime_is_not_ready(live_pod):
-    assert not Pod.model_validate(live_pod(status="RUNNING", runtime=None)).is_ready_at_api_level()
-    assert not Pod.model_validate(live_pod(status="STARTING", runtime={})).is_ready_at_api_level()
-    assert Pod.model_validate(live_pod(status="RUNNING", runtime={"ports": []})).is_ready_at_api_level()
+def test_running_without_runtime_is_not_up(live_pod):
+    assert not Pod.model_validate(live_pod(status="RUNNING", runtime=None)).container_up
+    assert not Pod.model_validate(live_pod(status="STARTING", runtime={})).container_up
+    assert Pod.model_validate(live_pod(status="RUNNING", runtime={"ports": []})).container_up
 
 
 def test_runtime_ports_parse_including_the_internal_http_entry(live_pod):
@@ -201,3 +202,15 @@ def test_gpu_stock_when_unavailable_everywhere_or_not_requested():
     assert GpuType.model_validate({"id": "g", "availability": "NONE"}).stock_in("EU-RO-1") == "NONE"
     # Without include=AVAILABILITY there is no stock information at all.
     assert GpuType.model_validate({"id": "g"}).stock_in("EU-RO-1") is None
+
+
+@pytest.mark.parametrize("status,stopped,gone,down", [
+    ("RUNNING", False, False, False),
+    ("EXITED", True, False, True),
+    ("ERROR", False, False, True),
+    ("TERMINATED", False, True, True),
+    ("SOMETHING_NEW", False, False, False),  # an unknown status still parses
+])
+def test_pod_status_properties(live_pod, status, stopped, gone, down):
+    pod = Pod.model_validate(live_pod(status=status))
+    assert (pod.stopped, pod.gone, pod.down) == (stopped, gone, down)

@@ -1,15 +1,33 @@
-"""Pure logic of the Pod provider: check(), diff(), rendering, poll budget, pickling."""
+"""Pure logic of the Pod provider: check(), diff(), change kinds, rendering, naming, polling, pickling."""
 
 from __future__ import annotations
 
 import shlex
+import tomllib
+from itertools import islice
+from pathlib import Path
+from typing import Annotated
 
 import dill
 import pytest
 
+from runpod_provider.client import USER_AGENT
+from runpod_provider.naming import is_pod_name_of, is_stack_pod, name_prefix, new_pod_name, stack_prefix
 from runpod_provider.pod import PodProvider
-from runpod_provider.readiness import poll_delays
-from runpod_provider.spec import PodSpec, is_pod_name_of, new_pod_name
+from runpod_provider.polling import Backoff, poll_delays, poll_until
+from runpod_provider.readiness import NotReady, ReadinessWaiter
+from runpod_provider.spec import (
+    ACTION_KEYS,
+    CHANGE_KINDS,
+    INPUT_KEYS,
+    LOCAL_KEYS,
+    PATCH_KEYS,
+    REPLACE_KEYS,
+    Change,
+    PodSpec,
+    change_kinds,
+)
+from runpod_provider.wire import Pod
 
 BASE = {
     "name_prefix": "runpod-deploy-dev-olmocr",
@@ -147,3 +165,151 @@ def test_the_provider_pickles_by_reference_without_credentials():
     clone = dill.loads(blob)
     assert isinstance(clone, PodProvider) and clone._api_key is None
 
+
+
+# --- each fact in one place ----------------------------------------------------------------------
+
+
+def test_every_spec_field_declares_exactly_one_change_kind():
+    assert set(CHANGE_KINDS) == set(PodSpec.model_fields)
+    assert set(INPUT_KEYS) == set(REPLACE_KEYS) | set(PATCH_KEYS) | set(ACTION_KEYS) | set(LOCAL_KEYS)
+
+
+def test_a_new_spec_field_without_a_change_kind_is_refused():
+    class Grown(PodSpec):
+        shm_size_gb: int = 8
+
+    with pytest.raises(TypeError, match=r"Grown.shm_size_gb declares 0 change kinds"):
+        change_kinds(Grown)
+
+
+def test_a_field_with_two_change_kinds_is_refused():
+    class Confused(PodSpec):
+        shm_size_gb: Annotated[int, Change.PATCH, Change.REPLACE] = 8
+
+    with pytest.raises(TypeError, match=r"Confused.shm_size_gb declares 2 change kinds"):
+        change_kinds(Confused)
+
+
+# A different valid value for each field that reaches RunPod.
+OTHER = {
+    "name": "runpod-deploy-dev-olmocr-zzz999",
+    "image": "runpod/pytorch:other",
+    "gpu_count": 2,
+    "data_center_ids": ["US-TX-3"],
+    "cloud": "COMMUNITY",
+    "network_volume_id": "vol2",
+    "volume_mount_path": "/data",
+    "min_cuda_version": "12.8",
+    "start_ssh": True,
+    "container_disk_gb": 80,
+    "ports": ["8000/http", "3000/http"],
+    "env": {"A": "2"},
+    "secret_env": {"VLLM_API_KEY": "rotated"},
+    "start_command": ["bash", "-c", "true"],
+}
+
+
+def spec(**changes):
+    return PodSpec.model_validate({**BASE, "name": "runpod-deploy-dev-olmocr-abc123", **changes})
+
+
+@pytest.mark.parametrize("field", PATCH_KEYS)
+def test_every_patch_field_reaches_the_update_body(field):
+    assert spec(**{field: OTHER[field]}).update_request().to_body() != spec().update_request().to_body()
+
+
+@pytest.mark.parametrize("field", [k for k in REPLACE_KEYS if k != "gpu_type_ids"])
+def test_every_replace_field_reaches_the_create_body(field):
+    gpu = BASE["gpu_type_ids"][0]
+    assert spec(**{field: OTHER[field]}).create_request(gpu).to_body() != spec().create_request(gpu).to_body()
+
+
+def test_create_body_places_the_given_gpu_and_carries_all_env():
+    body = spec().create_request("NVIDIA A100 80GB PCIe").to_body()
+    assert body["gpu"] == {"id": "NVIDIA A100 80GB PCIe", "count": 1}
+    assert body["env"] == {"A": "1", "VLLM_API_KEY": "s3cr3t-value"}
+    assert body["mounts"] == {"network": [{"volumeId": "vol1", "path": "/workspace"}]}
+
+
+def test_pod_names_follow_project_stack_model():
+    prefix = name_prefix("runpod-deploy", "Dev", "olmocr")
+    assert prefix == "runpod-deploy-dev-olmocr"
+    assert prefix.startswith(stack_prefix("runpod-deploy", "dev"))
+    name = new_pod_name(prefix)
+    assert is_pod_name_of(prefix, name) and is_stack_pod("runpod-deploy", "dev", name)
+    assert not is_stack_pod("runpod-deploy", "prod", name)
+
+
+def test_user_agent_carries_the_version_from_pyproject():
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    assert USER_AGENT == f"runpod-deploy/{project['version']}"
+
+
+# --- polling -------------------------------------------------------------------------------------
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, s):
+        self.sleeps.append(s)
+        self.now += s
+
+
+def test_poll_until_returns_the_first_answer():
+    t = FakeTime()
+    answers = iter([None, None, "pod"])
+    got = poll_until(lambda: next(answers), timeout_s=60, delays=Backoff(1, 2).delays(), clock=t.clock, sleep=t.sleep)
+    assert got == "pod" and t.sleeps == [1, 2]
+
+
+def test_poll_until_gives_up_at_the_deadline_after_a_last_look_there():
+    t = FakeTime()
+    looks = []
+    got = poll_until(lambda: looks.append(t.now), timeout_s=10, delays=Backoff(4).delays(),
+                     clock=t.clock, sleep=t.sleep)
+    assert got is None and looks == [0, 4, 8, 10]
+
+
+def test_backoff_caps_its_delays():
+    assert list(islice(Backoff(1, 2, 5).delays(), 5)) == [1, 2, 4, 5, 5]
+
+
+def test_poll_scale_scales_start_and_cap(monkeypatch):
+    monkeypatch.setenv("RUNPOD_DEPLOY_POLL_S", "0.1")
+    delays = list(islice(poll_delays(), 12))
+    assert delays[0] == pytest.approx(0.1) and max(delays) == pytest.approx(3.0)
+
+
+def waiter(pods, probes=(), timeout_s=100):
+    t = FakeTime()
+    it = iter(pods)
+    return ReadinessWaiter(get_pod=lambda: Pod.model_validate(next(it)), read_logs=lambda: [], probes=list(probes),
+                           timeout_s=timeout_s, say=lambda _: None, schedule=lambda: Backoff(1).delays(),
+                           clock=t.clock, sleep=t.sleep)
+
+
+def test_readiness_waits_past_running_without_a_container():
+    pods = [{"id": "p", "status": "STARTING"}, {"id": "p", "status": "RUNNING"},
+            {"id": "p", "status": "RUNNING", "runtime": {"ports": []}}]
+    w = waiter(pods)
+    assert w.wait().container_up and w.polls == 3
+
+
+def test_readiness_stops_when_the_pod_goes_down():
+    w = waiter([{"id": "p", "status": "STARTING"}, {"id": "p", "status": "EXITED"}])
+    with pytest.raises(NotReady, match="went to EXITED") as info:
+        w.wait()
+    assert info.value.status == "EXITED"
+
+
+def test_readiness_timeout_says_what_it_still_waits_for():
+    w = waiter([{"id": "p", "status": "RUNNING"}] * 10, timeout_s=3)
+    with pytest.raises(NotReady, match="RUNNING with a runtime"):
+        w.wait()

@@ -1,4 +1,5 @@
-"""One exception family for RunPod REST v2, built from RFC 9457 problem bodies.
+"""The RunPod API's HTTP errors: one exception family for REST v2, built from RFC 9457 problem
+bodies. (What the provider itself reports to the user lives in `provider_errors.py`.)
 
 `error_from_response` is the only place an HTTP error becomes an exception. Messages carry the
 method, path, status and the server's detail/errors, never headers or request bodies (those can
@@ -73,7 +74,7 @@ class ConflictError(RunPodError):
     """409: action not allowed in the current status (or a cluster pod)."""
 
 
-class ValidationError(RunPodError):
+class UnprocessableRequestError(RunPodError):
     """422: the body broke the schema; `errors` lists the offending `$`-paths. Never retry."""
 
 
@@ -124,7 +125,7 @@ def error_from_response(
         403: AuthError,
         404: NotFoundError,
         409: ConflictError,
-        422: ValidationError,
+        422: UnprocessableRequestError,
     }.get(status, RunPodError)
     return cls(**kwargs)
 

@@ -1,4 +1,4 @@
-"""Errors the Pod provider raises itself (the client's HTTP errors live in `errors.py`).
+"""Errors the Pod provider reports to the user (the RunPod API's HTTP errors live in `api_errors.py`).
 Each message says what happened and what to do; none carries a secret."""
 
 from __future__ import annotations
@@ -8,10 +8,14 @@ class ProviderError(Exception):
     pass
 
 
+# The one "missing key" message (config loading and the CLI show it too).
+MISSING_API_KEY = ("no RunPod API key: run `pulumi config set --secret runpod:apiKey <key>` "
+                   "or export RUNPOD_API_KEY")
+
+
 class MissingApiKey(ProviderError):
     def __init__(self) -> None:
-        super().__init__("no RunPod API key: run `pulumi config set --secret runpod:apiKey <key>` "
-                         "or export RUNPOD_API_KEY")
+        super().__init__(MISSING_API_KEY)
 
 
 class NoCapacityAnywhere(ProviderError):

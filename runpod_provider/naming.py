@@ -1,0 +1,41 @@
+"""How pods are named on RunPod, written once.
+
+A pod is named `<project>-<stack>-<resource>-<6 random chars>`. The prefix finds a stack's pods
+(`pods` lists them) and the pods an interrupted create left behind (the provider deletes them);
+the random part keeps each create's name unique, which create adoption relies on. RunPod does not
+require unique names, so another stack's pods must never match: the patterns are anchored.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+
+SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+SUFFIX_LEN = 6
+
+
+def stack_prefix(project: str, stack: str) -> str:
+    """What every pod of one stack's name starts with (ends with the separator)."""
+    return f"{project}-{stack}-".lower()
+
+
+def name_prefix(project: str, stack: str, resource: str) -> str:
+    """The Pod resource's `name_prefix` input: one per (stack, model)."""
+    return stack_prefix(project, stack) + resource.lower()
+
+
+def new_pod_name(prefix: str) -> str:
+    return f"{prefix}-" + "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(SUFFIX_LEN))
+
+
+def is_pod_name_of(prefix: str, pod_name: str) -> bool:
+    """True for names this resource's creates produce (used to find pods an interrupted create
+    left behind). Anchored, so model `olmocr` never matches `olmocr-2`'s pods."""
+    return re.fullmatch(re.escape(prefix) + r"-[a-z0-9]{%d}" % SUFFIX_LEN, pod_name) is not None
+
+
+def is_stack_pod(project: str, stack: str, pod_name: str) -> bool:
+    """True for pods of this stack (any of its models)."""
+    return pod_name.startswith(stack_prefix(project, stack))
