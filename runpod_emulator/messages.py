@@ -1,7 +1,7 @@
 """What the HTTP layer hands to a route (`Request`) and what a route hands back (`Reply`).
 
 Routes never touch sockets; they return a `Reply` (or raise `ApiError`), and `server.py` writes it.
-Errors follow RFC 9457 problem details, the shape every v2 error has (api digest §13).
+Errors are RFC 9457 problem details, the spec's `ErrorResponse` (https://www.rfc-editor.org/rfc/rfc9457).
 """
 from __future__ import annotations
 
