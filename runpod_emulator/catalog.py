@@ -48,12 +48,9 @@ GPUS = [
     GpuSpec("NVIDIA L40S", "L40S", "ADA_48_PRO", "NVIDIA", 48, 0.86, 0.79, 8, 16, 62),
     GpuSpec("NVIDIA A100 80GB PCIe", "A100 PCIe", "AMPERE_80", "NVIDIA", 80, 1.39, 1.19, 8, 8, 117),
     GpuSpec("NVIDIA GeForce RTX 4090", "RTX 4090", "ADA_24", "NVIDIA", 24, 0.69, 0.34, 8, 6, 41),
-    # Look-alikes that are easy to confuse with the ids above.
+    # Look-alikes of the ids above, and a GPU only the secure cloud has.
     GpuSpec("NVIDIA H100 80GB HBM3", "H100 SXM", "HOPPER_80", "NVIDIA", 80, 2.69, 2.39, 8, 20, 125),
     GpuSpec("NVIDIA A100-SXM4-80GB", "A100 SXM", "AMPERE_80", "NVIDIA", 80, 1.49, 1.39, 8, 16, 117),
-    GpuSpec("NVIDIA H100 PCIe", "H100 PCIe", "HOPPER_80", "NVIDIA", 80, 2.39, 1.99, 8, 16, 125),
-    GpuSpec("NVIDIA L40", "L40", "ADA_48_PRO", "NVIDIA", 48, 0.99, 0.69, 8, 8, 94),
-    GpuSpec("NVIDIA RTX A6000", "RTX A6000", "AMPERE_48", "NVIDIA", 48, 0.49, 0.33, 8, 8, 50),
     GpuSpec("AMD Instinct MI300X OAM", "MI300X", None, "AMD", 192, 2.49, 0.0, 8, 24, 283, community=False),
 ]
 GPUS_BY_ID = {g.id: g for g in GPUS}
@@ -63,18 +60,14 @@ GPUS_BY_ID = {g.id: g for g in GPUS}
 class DataCenterSpec:
     id: str
     name: str
-    global_network: bool
-    # Host CUDA versions in this DC; a pod gets the highest one its constraints allow.
-    cuda_versions: tuple
+    cuda_versions: tuple  # host CUDA versions here; a pod gets the highest its constraints allow
 
 
 DATA_CENTERS = [
-    DataCenterSpec("EU-RO-1", "Europe Romania 1", True, ("12.8", "13.0")),
-    DataCenterSpec("EU-SE-1", "Europe Sweden 1", True, ("12.4", "12.8")),
-    DataCenterSpec("US-TX-3", "US Texas 3", True, ("12.6", "12.8")),
-    DataCenterSpec("US-KS-2", "US Kansas 2", True, ("12.8", "13.0")),
-    DataCenterSpec("US-CA-2", "US California 2", False, ("12.4", "12.8")),
-    DataCenterSpec("AP-JP-1", "Asia-Pacific Japan 1", False, ("12.8",)),
+    DataCenterSpec("EU-RO-1", "Europe Romania 1", ("12.8", "13.0")),
+    DataCenterSpec("EU-SE-1", "Europe Sweden 1", ("12.4", "12.8")),
+    DataCenterSpec("US-TX-3", "US Texas 3", ("12.6", "12.8")),
+    DataCenterSpec("US-KS-2", "US Kansas 2", ("12.8", "13.0")),
 ]
 DATA_CENTERS_BY_ID = {d.id: d for d in DATA_CENTERS}
 
@@ -88,10 +81,6 @@ def default_stock() -> dict:
         ("US-TX-3", "NVIDIA H100 80GB HBM3"): "LOW",
         ("US-KS-2", "NVIDIA H100 80GB HBM3"): "MEDIUM",
         ("US-KS-2", "NVIDIA A100-SXM4-80GB"): "MEDIUM",
-        ("US-TX-3", "NVIDIA H100 PCIe"): "LOW",
-        ("US-CA-2", "NVIDIA L40"): "LOW",
-        ("EU-SE-1", "NVIDIA RTX A6000"): "MEDIUM",
-        ("US-CA-2", "NVIDIA RTX A6000"): "HIGH",
         ("US-TX-3", "AMD Instinct MI300X OAM"): "LOW",
     })
     return stock

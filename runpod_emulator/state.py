@@ -68,7 +68,7 @@ class Boot:
     runtime_delay: float
     ready_delay: float
     public_ip: str
-    public_ports: dict  # private port -> public port, fixed for the boot
+    public_ports: dict = field(default_factory=dict)  # private -> public port, drawn once per boot
 
     @property
     def running_at(self) -> float:
@@ -133,9 +133,8 @@ class World:
 
     def _new_boot(self, pod: Pod, now: float, provision: float):
         pod.last_started_at = self._started_at(pod, now)
-        public = {p: random.randint(10000, 60000) for p in self._private_ports(pod)}
         pod.boot = Boot(now, provision, self.delays["start"], self.delays["runtime"], self.delays["ready"],
-                        f"213.173.{random.randint(96, 111)}.{random.randint(1, 254)}", public)
+                        f"213.173.{random.randint(96, 111)}.{random.randint(1, 254)}")
         pod.log.begin_boot(pod.image, now, now + provision, pod.boot.ready_at, pull=provision > 0)
 
     def _end_boot(self, pod: Pod, now: float):
@@ -145,10 +144,6 @@ class World:
         pod.last_started_at = self._started_at(pod, now)
         pod.log.end_boot(now)
         pod.boot = None
-
-    @staticmethod
-    def _private_ports(pod: Pod) -> list[int]:
-        return [int(p.split("/")[0]) for p in pod.ports] + [INTERNAL_HTTP_PORT]
 
     @staticmethod
     def _status(pod: Pod, now: float) -> str:
@@ -219,23 +214,20 @@ class World:
             "runtime": runtime,
             "createdAt": rfc3339(pod.created_at),
             "startedAt": rfc3339(started) if started else None,
+            "gpu": dict(pod.gpu),
         }
-        body["gpu"] = dict(pod.gpu)
         return body
 
     def _runtime(self, pod: Pod, now: float) -> dict:
         boot, up = pod.boot, self._services_up(pod, now)
         ports = []
-        for spec in pod.ports:
-            private, kind = spec.split("/")
-            private = int(private)
+        for spec in [*pod.ports, f"{INTERNAL_HTTP_PORT}/http"]:
+            private, kind = int(spec.split("/")[0]), spec.split("/")[1]
             ip = boot.public_ip if kind == "tcp" else pod.internal_ip
-            # setdefault: a port PATCHed in while PROVISIONING joins this boot without a restart.
+            # Drawn when first shown, then fixed for the boot (a port PATCHed in while PROVISIONING joins it).
             public = boot.public_ports.setdefault(private, random.randint(10000, 60000))
             ports.append({"ip": ip, "private": private, "public": public, "type": kind})
-        ports.append({"ip": pod.internal_ip, "private": INTERNAL_HTTP_PORT,
-                      "public": boot.public_ports[INTERNAL_HTTP_PORT], "type": "http"})
-        gpus = (pod.gpu or {}).get("count", 0)
+        gpus = pod.gpu["count"]
         return {
             "uptime": int(now - boot.running_at),
             "gpus": [{"util": 0, "memoryUtil": 88 if up else 0} for _ in range(gpus)],
@@ -289,7 +281,7 @@ class World:
                 mounts.pop("network", None)
             candidates = self._candidate_dcs(body, mounts)
             cloud = body.get("cloud", "SECURE")
-            dc, cuda, gpu, cost = self._place_gpu(body["gpu"], cloud, candidates, body.get("globalNetworking", False))
+            dc, cuda, gpu, cost = self._place_gpu(body["gpu"], cloud, candidates)
             lag = list_lag()
             self._seq += 1
             pod = Pod(
@@ -330,15 +322,13 @@ class World:
             candidates = [volume["dataCenter"]]  # no dataCenterIds: go where the volume is (unconfirmed)
         return candidates
 
-    def _place_gpu(self, cfg: dict, cloud: str, candidates: list[str], global_networking: bool):
+    def _place_gpu(self, cfg: dict, cloud: str, candidates: list[str]):
         spec = catalog.GPUS_BY_ID.get(cfg["id"])
         if spec is None:
             raise ApiError(400, f"gpu.id '{cfg['id']}' is not a known GPU type id; see GET /v2/catalog/gpus")
         allowed, min_cuda = cfg.get("allowedCudaVersions") or [], cfg.get("minCudaVersion")
         if allowed and min_cuda:
             raise ApiError(400, "gpu.allowedCudaVersions and gpu.minCudaVersion cannot both be set")
-        if global_networking and spec.manufacturer != "NVIDIA":
-            raise ApiError(400, "global networking requires an NVIDIA GPU pod")
         # Live quirk (seen by a client, see runpod_emulator/README.md): without an explicit
         # gpu.count every create failed for capacity.
         if "count" not in cfg:
@@ -351,8 +341,6 @@ class World:
         for dc_id in candidates:
             dc = catalog.DATA_CENTERS_BY_ID[dc_id]
             if self.stock.get((dc_id, spec.id), "NONE") == "NONE":
-                continue
-            if global_networking and not dc.global_network:
                 continue
             cuda = _pick_cuda(dc.cuda_versions, allowed, min_cuda)
             if cuda is None:
@@ -376,8 +364,6 @@ class World:
                 old_ids = [m["volumeId"] for m in pod.mounts.get("network", [])]
                 if [m["volumeId"] for m in mounts.get("network", [])] != old_ids:
                     raise ApiError(400, "mounts.network[].volumeId is immutable after create")
-            if body.get("globalNetworking") and not catalog.DATA_CENTERS_BY_ID[pod.data_center].global_network:
-                raise ApiError(400, f"data center {pod.data_center} does not support global networking")
             current = {"image": pod.image, "args": pod.args, "env": pod.env, "ports": pod.ports, "disk": pod.disk}
             restart = any(k in body and body[k] != current[k] for k in RESTART_FIELDS)
             self._advance_log(pod, now)
