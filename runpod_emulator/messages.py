@@ -60,8 +60,8 @@ def status_phrase(status: int) -> str:
         return _EXTRA_PHRASES.get(status, "Error")
 
 
-def problem(status: int, detail: str, errors=None, title: Optional[str] = None, headers=None) -> Reply:
-    body = {"title": title or status_phrase(status), "status": status, "detail": detail}
+def problem(status: int, detail: str, errors=None, headers=None) -> Reply:
+    body = {"title": status_phrase(status), "status": status, "detail": detail}
     if errors:
         body["errors"] = list(errors)
     return Reply(status, json.dumps(body).encode(), PROBLEM_JSON, dict(headers or {}))
@@ -70,13 +70,12 @@ def problem(status: int, detail: str, errors=None, title: Optional[str] = None, 
 class ApiError(Exception):
     """Raised by the world or a route to answer with a problem+json error."""
 
-    def __init__(self, status: int, detail: str, errors=None, title: Optional[str] = None, headers=None):
+    def __init__(self, status: int, detail: str, errors=None):
         super().__init__(f"{status}: {detail}")
-        self.status, self.detail, self.errors, self.title = status, detail, errors, title
-        self.headers = headers or {}
+        self.status, self.detail, self.errors = status, detail, errors
 
     def reply(self) -> Reply:
-        return problem(self.status, self.detail, self.errors, self.title, self.headers)
+        return problem(self.status, self.detail, self.errors)
 
 
 def validation_error(errors) -> ApiError:

@@ -26,6 +26,7 @@ from .faults import NO_GPU_DETAIL
 from .logs import PodLog, rfc3339
 from .messages import ApiError, not_found
 
+# The 400 detail seen live when no machine fits the request (runpod_emulator/README.md).
 CAPACITY_DETAIL = ("There are no longer any instances available with the requested specifications. "
                    "Please refresh and try again.")
 
@@ -56,7 +57,7 @@ def _random_id(length: int) -> str:
 
 
 def capacity_error() -> ApiError:
-    return ApiError(400, CAPACITY_DETAIL, title="Bad Request")
+    return ApiError(400, CAPACITY_DETAIL)
 
 
 @dataclass
