@@ -1,10 +1,9 @@
-"""A local RunPod REST v2 emulator for tests, benchmarks and demos (stdlib only).
+"""A local RunPod REST v2 emulator for tests, benchmarks and demos.
 
 `Emulator` runs it in-process; `AdminClient` drives one started with `python -m runpod_emulator`.
 """
 from .admin import AdminClient
 from .emulator import Emulator
-from .faults import KINDS as FAULT_KINDS
 from .state import CAPACITY_DETAIL
 
-__all__ = ["Emulator", "AdminClient", "FAULT_KINDS", "CAPACITY_DETAIL"]
+__all__ = ["Emulator", "AdminClient", "CAPACITY_DETAIL"]

@@ -1,10 +1,9 @@
-"""Run the emulator as a process until SIGINT/SIGTERM.
+"""Run the emulator as a process until SIGINT/SIGTERM (`python -m runpod_emulator --help`).
 
-    python -m runpod_emulator --port 8765 [--host 127.0.0.1] [--api-key K ...] [--provision-delay S]
-        [--start-delay S] [--runtime-delay S] [--ready-delay S] [--log-interval S] [--paginate N]
-
-Prints one line of shell-style assignments, e.g.
-    RUNPOD_API_URL=http://127.0.0.1:8765/v2 RUNPOD_PROXY_URL=http://127.0.0.1:8765/proxy/{pod_id}-{port} RUNPOD_EMULATOR_ADMIN_URL=http://127.0.0.1:8765/_emulator RUNPOD_API_KEY=emulator-key
+It prints one line of shell assignments, then serves:
+    RUNPOD_API_URL=http://127.0.0.1:8765/v2 RUNPOD_PROXY_URL=http://127.0.0.1:8765/proxy/{pod_id}-{port}
+    RUNPOD_EMULATOR_ADMIN_URL=http://127.0.0.1:8765/_emulator RUNPOD_API_KEY=emulator-key
+(all on one line). Drive it with `AdminClient(RUNPOD_EMULATOR_ADMIN_URL)`.
 """
 from __future__ import annotations
 

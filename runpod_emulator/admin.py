@@ -1,18 +1,74 @@
-"""`AdminClient`: drive an emulator running as a separate process through its `/_emulator` routes,
-with the same methods as the in-process `Emulator` (stdlib only, so bench/demo code needs nothing).
+"""The emulator's admin interface, for when it runs as its own process (`python -m runpod_emulator`):
+the `/_emulator` routes (no auth, not recorded) and `AdminClient`, which calls them. Both mirror
+the in-process `Emulator` methods of the same names, so a test or demo behaves the same either way.
+
+    GET    /_emulator/state            {"pods", "volumes", "requests", "faults"}
+    POST   /_emulator/faults           body: kwargs of inject(), or a list of them
+    DELETE /_emulator/faults           drop every pending fault
+    POST   /_emulator/stock            {"dataCenter", "gpuId", "level"}
+    POST   /_emulator/service          {"podId"?, "ready"}
+    POST   /_emulator/reset
+    DELETE /_emulator/pods/{id}        out-of-band delete (as from the console)
+    POST   /_emulator/pods/{id}/stop   out-of-band stop
 
     admin = AdminClient("http://127.0.0.1:8765/_emulator")
     admin.inject(method="POST", path="/v2/pods", kind="after_effect", status=500)
-    admin.set_stock("EU-RO-1", "NVIDIA L40S", "NONE")
-    admin.pods(); admin.requests()
+    admin.set_stock("EU-RO-1", "NVIDIA L40S", "NONE"); admin.pods(); admin.requests()
 """
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from typing import Optional
 from urllib.parse import quote
+
+from .messages import ApiError, Reply, Request, json_reply, no_content, problem
+
+PREFIX = "/_emulator"
+
+
+def handle(emu, req: Request) -> Reply:
+    """Serve one `/_emulator` request with `emu` (an `Emulator`)."""
+    try:
+        return _route(emu, req.method, req.path[len(PREFIX):].rstrip("/"), req)
+    except KeyError as exc:
+        if req.path.startswith(f"{PREFIX}/pods/"):
+            return problem(404, f"pod {exc} not found")
+        return problem(400, f"bad admin request: missing {exc}")
+    except ApiError as exc:
+        return exc.reply()
+    except (TypeError, ValueError) as exc:
+        return problem(400, f"bad admin request: {exc}")
+
+
+def _route(emu, method: str, path: str, req: Request) -> Reply:
+    pod = re.fullmatch(r"/pods/([^/]+)(/stop)?", path)
+    if (method, path) == ("GET", "/state"):
+        return json_reply(200, emu.state())
+    if (method, path) == ("POST", "/faults"):
+        body = req.json()
+        for fault in body if isinstance(body, list) else [body]:
+            emu.inject(**fault)
+        return json_reply(200, {"faults": emu.faults.pending()})
+    if pod and method == "POST" and pod[2]:
+        return json_reply(200, emu.stop_pod_out_of_band(pod[1]))
+    if pod and method == "DELETE" and not pod[2]:
+        emu.delete_pod_out_of_band(pod[1])
+    elif (method, path) == ("DELETE", "/faults"):
+        emu.faults.clear()
+    elif (method, path) == ("POST", "/stock"):
+        body = req.json()
+        emu.set_stock(body["dataCenter"], body["gpuId"], body["level"])
+    elif (method, path) == ("POST", "/service"):
+        body = req.json()
+        emu.set_service(body.get("podId"), ready=bool(body["ready"]))
+    elif (method, path) == ("POST", "/reset"):
+        emu.reset()
+    else:
+        return problem(404, "no such admin route")
+    return no_content()
 
 
 class AdminError(RuntimeError):
@@ -20,6 +76,8 @@ class AdminError(RuntimeError):
 
 
 class AdminClient:
+    """The in-process controls of an `Emulator`, over HTTP (stdlib only)."""
+
     def __init__(self, admin_url: str, timeout: float = 10.0):
         self.admin_url = admin_url.rstrip("/")
         self.timeout = timeout

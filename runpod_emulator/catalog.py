@@ -1,8 +1,8 @@
-"""The emulator's fixed world: GPU and CPU types, data centers, seeded volumes, default stock.
+"""The emulator's fixed world: GPU types, data centers, seeded network volumes, default stock.
 
-Prices are USD/hour for one GPU on SECURE / COMMUNITY cloud. They are plausible round numbers
-chosen for the emulator (not quotes): L40S 0.86, A100 80GB PCIe 1.39, RTX 4090 0.69. A pod's
-`cost` is the price for its cloud times `gpu.count` (api digest §12).
+Prices are USD/hour for one GPU on SECURE / COMMUNITY cloud: plausible round numbers chosen for
+the emulator, not quotes. A pod's `cost` is the price for its cloud times `gpu.count` (the spec's
+`Pod.cost`, runpod/docs api-reference-v2 createPod).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ AVAILABILITY_LEVELS = ("NONE", "LOW", "MEDIUM", "HIGH")
 @dataclass(frozen=True)
 class GpuSpec:
     id: str
-    name: str  # display name, not an id (api digest §17)
+    name: str  # a display name, not an id: `gpu.id` takes `id` (GpuType in the spec)
     pool: str | None
     manufacturer: str
     memory: int  # VRAM GB
@@ -44,79 +44,30 @@ class GpuSpec:
 
 
 GPUS = [
-    # The three GPUs the project prefers, in its order (api digest fact 2).
+    # The three GPUs the project prefers, in its order (Pulumi.dev.yaml).
     GpuSpec("NVIDIA L40S", "L40S", "ADA_48_PRO", "NVIDIA", 48, 0.86, 0.79, 8, 16, 62),
     GpuSpec("NVIDIA A100 80GB PCIe", "A100 PCIe", "AMPERE_80", "NVIDIA", 80, 1.39, 1.19, 8, 8, 117),
     GpuSpec("NVIDIA GeForce RTX 4090", "RTX 4090", "ADA_24", "NVIDIA", 24, 0.69, 0.34, 8, 6, 41),
-    # Look-alikes that are easy to confuse with the ids above (api digest §17).
+    # Look-alikes of the ids above, and a GPU only the secure cloud has.
     GpuSpec("NVIDIA H100 80GB HBM3", "H100 SXM", "HOPPER_80", "NVIDIA", 80, 2.69, 2.39, 8, 20, 125),
     GpuSpec("NVIDIA A100-SXM4-80GB", "A100 SXM", "AMPERE_80", "NVIDIA", 80, 1.49, 1.39, 8, 16, 117),
-    GpuSpec("NVIDIA H100 PCIe", "H100 PCIe", "HOPPER_80", "NVIDIA", 80, 2.39, 1.99, 8, 16, 125),
-    GpuSpec("NVIDIA L40", "L40", "ADA_48_PRO", "NVIDIA", 48, 0.99, 0.69, 8, 8, 94),
-    GpuSpec("NVIDIA RTX A6000", "RTX A6000", "AMPERE_48", "NVIDIA", 48, 0.49, 0.33, 8, 8, 50),
     GpuSpec("AMD Instinct MI300X OAM", "MI300X", None, "AMD", 192, 2.49, 0.0, 8, 24, 283, community=False),
 ]
 GPUS_BY_ID = {g.id: g for g in GPUS}
 
 
 @dataclass(frozen=True)
-class CpuSpec:
-    id: str
-    name: str
-    group: str
-    price_per_vcpu: float
-    ram_per_vcpu: int
-
-    def as_api(self) -> dict:
-        return {"id": self.id, "name": self.name, "group": self.group, "vcpu": {"min": 2, "max": 32},
-                "ramGbPerVcpu": self.ram_per_vcpu,
-                "price": {"securePerVcpu": self.price_per_vcpu, "serverlessPerVcpu": round(self.price_per_vcpu * 1.5, 4)}}
-
-
-CPUS = [
-    CpuSpec("cpu3c", "Compute-Optimized", "cpu3c", 0.03, 2),
-    CpuSpec("cpu3g", "General Purpose", "cpu3g", 0.04, 4),
-    CpuSpec("cpu5c", "Compute-Optimized 5th gen", "cpu5c", 0.05, 2),
-]
-CPUS_BY_ID = {c.id: c for c in CPUS}
-
-
-@dataclass(frozen=True)
 class DataCenterSpec:
     id: str
     name: str
-    region: str
-    country: str  # ISO 3166-1 alpha-2, for the catalog's countryCodes filter
-    global_network: bool
-    volume_types: tuple
-    compliance: tuple
-    # Host CUDA versions in this DC; a pod gets the highest one its constraints allow.
-    cuda_versions: tuple
-
-    def as_api(self) -> dict:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "region": self.region,
-            "globalNetwork": self.global_network,
-            "networkVolumeTypes": list(self.volume_types),
-            "compliance": list(self.compliance),
-        }
+    cuda_versions: tuple  # host CUDA versions here; a pod gets the highest its constraints allow
 
 
 DATA_CENTERS = [
-    DataCenterSpec("EU-RO-1", "Europe Romania 1", "EUROPE", "RO", True, ("STANDARD",),
-                   ("GDPR", "ISO_IEC_27001"), ("12.8", "13.0")),
-    DataCenterSpec("EU-SE-1", "Europe Sweden 1", "EUROPE", "SE", True, ("STANDARD",),
-                   ("GDPR", "RENEWABLE"), ("12.4", "12.8")),
-    DataCenterSpec("US-TX-3", "US Texas 3", "NORTH_AMERICA", "US", True, ("STANDARD", "HIGH_PERFORMANCE"),
-                   ("SOC_2_TYPE_2",), ("12.6", "12.8")),
-    DataCenterSpec("US-KS-2", "US Kansas 2", "NORTH_AMERICA", "US", True, ("STANDARD", "HIGH_PERFORMANCE"),
-                   ("SOC_2_TYPE_2", "ISO_IEC_27001"), ("12.8", "13.0")),
-    DataCenterSpec("US-CA-2", "US California 2", "NORTH_AMERICA", "US", False, ("STANDARD",),
-                   ("SOC_2_TYPE_2",), ("12.4", "12.8")),
-    # No network-volume support here: a volume cannot be created in it.
-    DataCenterSpec("AP-JP-1", "Asia-Pacific Japan 1", "ASIA", "JP", False, (), (), ("12.8",)),
+    DataCenterSpec("EU-RO-1", "Europe Romania 1", ("12.8", "13.0")),
+    DataCenterSpec("EU-SE-1", "Europe Sweden 1", ("12.4", "12.8")),
+    DataCenterSpec("US-TX-3", "US Texas 3", ("12.6", "12.8")),
+    DataCenterSpec("US-KS-2", "US Kansas 2", ("12.8", "13.0")),
 ]
 DATA_CENTERS_BY_ID = {d.id: d for d in DATA_CENTERS}
 
@@ -130,10 +81,6 @@ def default_stock() -> dict:
         ("US-TX-3", "NVIDIA H100 80GB HBM3"): "LOW",
         ("US-KS-2", "NVIDIA H100 80GB HBM3"): "MEDIUM",
         ("US-KS-2", "NVIDIA A100-SXM4-80GB"): "MEDIUM",
-        ("US-TX-3", "NVIDIA H100 PCIe"): "LOW",
-        ("US-CA-2", "NVIDIA L40"): "LOW",
-        ("EU-SE-1", "NVIDIA RTX A6000"): "MEDIUM",
-        ("US-CA-2", "NVIDIA RTX A6000"): "HIGH",
         ("US-TX-3", "AMD Instinct MI300X OAM"): "LOW",
     })
     return stock

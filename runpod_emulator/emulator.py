@@ -7,19 +7,39 @@
     emu.admin_url    # http://127.0.0.1:PORT/_emulator
     ...
     emu.stop()
+
+`handle(request)` is the whole request pipeline, without HTTP (`server.py` only carries it):
+
+    Cloudflare User-Agent check -> scripted fault -> bearer auth -> route -> (after-effect fault)
+
+The check and faults come first because on the live service they sit in front of the API.
 """
 from __future__ import annotations
 
 import threading
+import time
 from typing import Optional
 
-from .control import Control
-from .faults import FaultBook
-from .messages import ApiError
+from . import admin
+from .api import Api
+from .faults import REQUEST_KINDS, FaultBook
+from .messages import ApiError, Reply, Request, problem
 from .proxy import Proxy
-from .routes import Api
-from .server import EmulatorHTTPServer, Recorder
+from .server import Server
 from .state import World
+
+# What Cloudflare shows Python urllib's default User-Agent: error 1010, as HTML
+# (https://github.com/lumpenspace/raft/pull/14). The proxy does the same.
+CLOUDFLARE_1010 = (b"<!DOCTYPE html><html><head><title>Access denied | api.runpod.io used Cloudflare to "
+                   b"restrict access</title></head><body><h1>Error 1010</h1><p>Access denied</p><p>The "
+                   b"owner of this website has banned your access based on your browser's signature."
+                   b"</p></body></html>")
+
+# The spec's RateLimit / RateLimit-Policy headers on authenticated answers (RateLimitHeader,
+# RateLimitPolicyHeader). Counted, not enforced: the quotas are the emulator's own numbers; script
+# a 429 with a fault to exercise a client's back-off.
+WINDOWS = (("minute", 60, 1000), ("hour", 3600, 30000), ("day", 86400, 500000))
+RATELIMIT_POLICY = ", ".join(f'"{name}";q={quota};w={secs}' for name, secs, quota in WINDOWS)
 
 
 class Emulator:
@@ -27,9 +47,7 @@ class Emulator:
                  runtime_delay: float = 1.0, ready_delay: float = 2.0, log_interval: float = 0.25,
                  paginate: Optional[int] = None, host: str = "127.0.0.1", port: int = 0,
                  check_user_agent: bool = True, verbose: bool = False):
-        if isinstance(api_keys, str):
-            api_keys = (api_keys,)
-        self.api_keys = tuple(api_keys)
+        self.api_keys = (api_keys,) if isinstance(api_keys, str) else tuple(api_keys)
         if not self.api_keys:
             raise ValueError("at least one API key is needed")
         self.host, self.port = host, port
@@ -39,11 +57,10 @@ class Emulator:
                            runtime_delay=runtime_delay, ready_delay=ready_delay, log_interval=log_interval)
         self.faults = FaultBook()
         self.recorder = Recorder()
-        self.stop_event = threading.Event()
+        self.stop_event = threading.Event()  # ends log streams and pending delay faults
         self.api = Api(self.world, self.faults, self.stop_event, paginate=paginate)
         self.proxy = Proxy(self.world)
-        self.control = Control(self)
-        self._server: Optional[EmulatorHTTPServer] = None
+        self._server: Optional[Server] = None
         self._thread: Optional[threading.Thread] = None
 
     # ----- running -------------------------------------------------------------------------------
@@ -52,7 +69,7 @@ class Emulator:
         if self._server is not None:
             return self
         self.stop_event.clear()
-        self._server = EmulatorHTTPServer((self.host, self.port), self)
+        self._server = Server((self.host, self.port), self.handle, verbose=self.verbose)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name=f"runpod-emulator:{self.port}", daemon=True)
@@ -62,7 +79,7 @@ class Emulator:
     def stop(self):
         if self._server is None:
             return
-        self.stop_event.set()  # ends log streams and pending delay faults
+        self.stop_event.set()
         self._server.shutdown()
         self._server.server_close()
         self._server.close_connections()
@@ -89,11 +106,55 @@ class Emulator:
 
     @property
     def admin_url(self) -> str:
-        return f"{self.base_url}/_emulator"
+        return f"{self.base_url}{admin.PREFIX}"
 
     @property
     def api_key(self) -> str:
         return self.api_keys[0]
+
+    # ----- the request pipeline ------------------------------------------------------------------
+
+    def handle(self, req: Request) -> Optional[Reply]:
+        """The reply to one request; None means: close the connection without answering."""
+        if req.path == admin.PREFIX or req.path.startswith(admin.PREFIX + "/"):
+            return admin.handle(self, req)
+        is_api = req.path == "/v2" or req.path.startswith("/v2/")
+        if not is_api and not req.path.startswith("/proxy/"):
+            return problem(404, "resource not found")
+        entry = self.recorder.begin(req) if is_api else None
+        reply = self._pipeline(req, is_api)
+        if entry is not None:
+            self.recorder.finish(entry, reply.status if reply else None)
+        return reply
+
+    def _pipeline(self, req: Request, is_api: bool) -> Optional[Reply]:
+        agent = req.headers.get("user-agent", "")
+        if self.check_user_agent and (not agent or agent.startswith("Python-urllib")):
+            return Reply(403, CLOUDFLARE_1010, "text/html; charset=UTF-8")
+        fault = self.faults.take(REQUEST_KINDS, req.method, req.path)
+        if fault and fault.kind == "drop":
+            return None
+        if fault and fault.kind == "status":
+            return self._rate_limited(fault.reply()) if is_api else fault.reply()
+        if fault and fault.kind == "delay":
+            self.stop_event.wait(fault.seconds)
+        reply = self._authenticated(req) if is_api else self.proxy.handle(req)
+        if fault and fault.kind == "after_effect":  # the work is done; the client never learns it
+            return None if fault.drop else self._rate_limited(fault.reply())
+        return reply
+
+    def _authenticated(self, req: Request) -> Reply:
+        scheme, _, key = req.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return problem(401, "missing bearer token")  # the spec's 401 carries no RateLimit headers
+        if key.strip() not in self.api_keys:
+            return self._rate_limited(problem(403, "access denied"))
+        return self._rate_limited(self.api.handle(req))
+
+    def _rate_limited(self, reply: Reply) -> Reply:
+        reply.headers.setdefault("RateLimit", self.recorder.ratelimit_header())
+        reply.headers.setdefault("RateLimit-Policy", RATELIMIT_POLICY)
+        return reply
 
     # ----- inspection ------------------------------------------------------------------------------
 
@@ -125,10 +186,12 @@ class Emulator:
         self._by_pod_id(self.world.set_service, pod_id, ready)
 
     def delete_pod_out_of_band(self, pod_id: str):
-        self._by_pod_id(self.world.delete_out_of_band, pod_id)
+        """Delete as someone using the console would: the program learns it by looking."""
+        self._by_pod_id(self.world.delete_pod, pod_id)
 
-    def stop_pod_out_of_band(self, pod_id: str):
-        self._by_pod_id(self.world.stop_out_of_band, pod_id)
+    def stop_pod_out_of_band(self, pod_id: str) -> dict:
+        """Stop as someone using the console would; returns the pod."""
+        return self._by_pod_id(self.world.stop_out_of_band, pod_id)
 
     def reset(self):
         """Back to a fresh world: no pods, seeded volumes, default stock, no faults, no requests."""
@@ -139,8 +202,50 @@ class Emulator:
     @staticmethod
     def _by_pod_id(operation, pod_id, *args):
         try:
-            operation(pod_id, *args)
+            return operation(pod_id, *args)
         except ApiError as exc:
             if exc.status == 404:
                 raise KeyError(pod_id) from None
             raise
+
+
+class Recorder:
+    """The log of `/v2` calls (for assertions) and the rate-limit window counters."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: list[dict] = []
+        self._counts: dict[str, tuple[int, int]] = {}  # window name -> (window index, calls in it)
+
+    def begin(self, req: Request) -> dict:
+        entry = {"method": req.method, "path": req.path, "query": dict(req.query), "status": None,
+                 "ts": time.time()}
+        with self._lock:
+            self._entries.append(entry)
+            for name, secs, _ in WINDOWS:
+                window, count = self._counts.get(name, (-1, 0))
+                index = int(entry["ts"] // secs)
+                self._counts[name] = (index, count + 1 if index == window else 1)
+        return entry
+
+    def finish(self, entry: dict, status: Optional[int]):
+        with self._lock:
+            entry["status"] = status
+
+    def entries(self) -> list[dict]:
+        with self._lock:
+            return [dict(e, query=dict(e["query"])) for e in self._entries]
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+
+    def ratelimit_header(self) -> str:
+        now = time.time()
+        parts = []
+        with self._lock:
+            for name, secs, quota in WINDOWS:
+                window, count = self._counts.get(name, (-1, 0))
+                used = count if window == int(now // secs) else 0
+                parts.append(f'"{name}";r={max(0, quota - used)};t={int(secs - now % secs)}')
+        return ", ".join(parts)

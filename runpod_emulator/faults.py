@@ -22,7 +22,9 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-REQUEST_KINDS = ("status", "after_effect", "delay", "drop")  # applied by the HTTP layer
+from .messages import Reply, problem
+
+REQUEST_KINDS = ("status", "after_effect", "delay", "drop")  # applied by `Emulator.handle`
 DOMAIN_KINDS = ("no_gpu_on_start", "list_lag")  # consumed by the API routes
 KINDS = REQUEST_KINDS + DOMAIN_KINDS
 
@@ -71,6 +73,13 @@ class Fault:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def reply(self) -> Reply:
+        """The answer of a `status` or `after_effect` fault (429: the spec's TooManyRequestsError)."""
+        headers = {"Retry-After": str(self.retry_after)} if self.status == 429 else {}
+        detail = self.detail or ("rate limit exceeded for the minute window" if self.status == 429
+                                 else "emulated failure")
+        return problem(self.status, detail, headers=headers)
 
 
 class FaultBook:

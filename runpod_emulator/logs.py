@@ -20,7 +20,7 @@ MAX_LINES = 5000  # the API's tail maximum; older lines are dropped
 
 
 def rfc3339(ts: float) -> str:
-    """RFC 3339 with milliseconds and a Z, the v2 timestamp form (api digest §2)."""
+    """RFC 3339 with milliseconds and a Z, the spec's timestamp form (e.g. `Pod.createdAt`)."""
     dt = datetime.fromtimestamp(ts, timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
@@ -99,4 +99,4 @@ class PodLog:
             del self.lines[: len(self.lines) - MAX_LINES]
 
     def after(self, seq: int, source: str | None = None) -> list[LogLine]:
-        return [l for l in self.lines if l.seq > seq and (source is None or l.source == source)]
+        return [line for line in self.lines if line.seq > seq and (source is None or line.source == source)]

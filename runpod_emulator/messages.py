@@ -1,7 +1,7 @@
 """What the HTTP layer hands to a route (`Request`) and what a route hands back (`Reply`).
 
 Routes never touch sockets; they return a `Reply` (or raise `ApiError`), and `server.py` writes it.
-Errors follow RFC 9457 problem details, the shape every v2 error has (api digest §13).
+Errors are RFC 9457 problem details, the spec's `ErrorResponse` (https://www.rfc-editor.org/rfc/rfc9457).
 """
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ def status_phrase(status: int) -> str:
         return _EXTRA_PHRASES.get(status, "Error")
 
 
-def problem(status: int, detail: str, errors=None, title: Optional[str] = None, headers=None) -> Reply:
-    body = {"title": title or status_phrase(status), "status": status, "detail": detail}
+def problem(status: int, detail: str, errors=None, headers=None) -> Reply:
+    body = {"title": status_phrase(status), "status": status, "detail": detail}
     if errors:
         body["errors"] = list(errors)
     return Reply(status, json.dumps(body).encode(), PROBLEM_JSON, dict(headers or {}))
@@ -70,13 +70,12 @@ def problem(status: int, detail: str, errors=None, title: Optional[str] = None, 
 class ApiError(Exception):
     """Raised by the world or a route to answer with a problem+json error."""
 
-    def __init__(self, status: int, detail: str, errors=None, title: Optional[str] = None, headers=None):
+    def __init__(self, status: int, detail: str, errors=None):
         super().__init__(f"{status}: {detail}")
-        self.status, self.detail, self.errors, self.title = status, detail, errors, title
-        self.headers = headers or {}
+        self.status, self.detail, self.errors = status, detail, errors
 
     def reply(self) -> Reply:
-        return problem(self.status, self.detail, self.errors, self.title, self.headers)
+        return problem(self.status, self.detail, self.errors)
 
 
 def validation_error(errors) -> ApiError:

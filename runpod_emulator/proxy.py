@@ -1,10 +1,11 @@
 """Stand-in for `https://{podId}-{port}.proxy.runpod.net` at `/proxy/{pod_id}-{port}/...`.
 
-Like the real proxy (api digest §15): a port not declared `<port>/http` answers 404; a pod that is
-not running, has no runtime yet, or whose service is not listening answers 502. Once the pod's
-services are ready it plays a tiny vLLM / Open WebUI: `/health` is open, `/v1/*` needs
-`Authorization: Bearer <VLLM_API_KEY from the pod env>` when that variable is set (vLLM's
-`--api-key` semantics), `/v1/models` lists SERVED_MODEL_NAME (or "model").
+Like the real proxy (https://docs.runpod.io/pods/configuration/expose-ports and
+https://docs.runpod.io/pods/troubleshooting/troubleshooting-502-errors): a port not declared
+`<port>/http` answers 404; a pod that is not running, has no runtime yet, or whose service is not
+listening answers 502. Once the pod's services are ready it plays a tiny vLLM / Open WebUI:
+`/health` is open, `/v1/*` needs `Authorization: Bearer <VLLM_API_KEY from the pod env>` when that
+variable is set (vLLM's `--api-key` semantics), `/v1/models` lists SERVED_MODEL_NAME (or "model").
 """
 from __future__ import annotations
 

@@ -26,10 +26,12 @@ from .faults import NO_GPU_DETAIL
 from .logs import PodLog, rfc3339
 from .messages import ApiError, not_found
 
+# The 400 detail seen live when no machine fits the request (runpod_emulator/README.md).
 CAPACITY_DETAIL = ("There are no longer any instances available with the requested specifications. "
                    "Please refresh and try again.")
 
-# Allowed actions per status (api digest §10; the spec's create example contradicts it, the table wins).
+# Allowed actions per status, as the spec's podAction description lists them (its createPod
+# example shows other ones for PROVISIONING; the description wins).
 ACTIONS = {
     "PROVISIONING": ["stop", "terminate"],
     "STARTING": ["stop", "terminate"],
@@ -39,10 +41,12 @@ ACTIONS = {
     "TERMINATED": [],
 }
 
-# PATCHing any of these restarts the container (unconfirmed live; the safe assumption for clients).
+# PATCHing any of these restarts the container: unconfirmed for v2, but v1 documented that editing
+# a pod "resets it completely" (https://docs.runpod.io/pods/manage-pods), the safe assumption.
 RESTART_FIELDS = ("image", "args", "env", "ports", "disk")
 
-# Live quirk (api digest §18.4): runtime.ports carries an extra internal http port not in `ports`.
+# Live quirk (seen by clients, see runpod_emulator/README.md): runtime.ports carries an extra
+# internal http port that is not in `ports`.
 INTERNAL_HTTP_PORT = 19123
 
 _ID_CHARS = string.ascii_lowercase + string.digits
@@ -53,7 +57,7 @@ def _random_id(length: int) -> str:
 
 
 def capacity_error() -> ApiError:
-    return ApiError(400, CAPACITY_DETAIL, title="Bad Request")
+    return ApiError(400, CAPACITY_DETAIL)
 
 
 @dataclass
@@ -65,7 +69,7 @@ class Boot:
     runtime_delay: float
     ready_delay: float
     public_ip: str
-    public_ports: dict  # private port -> public port, fixed for the boot
+    public_ports: dict = field(default_factory=dict)  # private -> public port, drawn once per boot
 
     @property
     def running_at(self) -> float:
@@ -94,8 +98,7 @@ class Pod:
     cloud: str
     data_center: str
     cuda_version: Optional[str]
-    gpu: Optional[dict]
-    cpu: Optional[dict]
+    gpu: dict
     mounts: dict
     locked: bool
     global_networking: bool
@@ -131,9 +134,8 @@ class World:
 
     def _new_boot(self, pod: Pod, now: float, provision: float):
         pod.last_started_at = self._started_at(pod, now)
-        public = {p: random.randint(10000, 60000) for p in self._private_ports(pod)}
         pod.boot = Boot(now, provision, self.delays["start"], self.delays["runtime"], self.delays["ready"],
-                        f"213.173.{random.randint(96, 111)}.{random.randint(1, 254)}", public)
+                        f"213.173.{random.randint(96, 111)}.{random.randint(1, 254)}")
         pod.log.begin_boot(pod.image, now, now + provision, pod.boot.ready_at, pull=provision > 0)
 
     def _end_boot(self, pod: Pod, now: float):
@@ -143,10 +145,6 @@ class World:
         pod.last_started_at = self._started_at(pod, now)
         pod.log.end_boot(now)
         pod.boot = None
-
-    @staticmethod
-    def _private_ports(pod: Pod) -> list[int]:
-        return [int(p.split("/")[0]) for p in pod.ports] + [INTERNAL_HTTP_PORT]
 
     @staticmethod
     def _status(pod: Pod, now: float) -> str:
@@ -217,26 +215,20 @@ class World:
             "runtime": runtime,
             "createdAt": rfc3339(pod.created_at),
             "startedAt": rfc3339(started) if started else None,
+            "gpu": dict(pod.gpu),
         }
-        if pod.gpu:
-            body["gpu"] = dict(pod.gpu)
-        if pod.cpu:
-            body["cpu"] = dict(pod.cpu)
         return body
 
     def _runtime(self, pod: Pod, now: float) -> dict:
         boot, up = pod.boot, self._services_up(pod, now)
         ports = []
-        for spec in pod.ports:
-            private, kind = spec.split("/")
-            private = int(private)
+        for spec in [*pod.ports, f"{INTERNAL_HTTP_PORT}/http"]:
+            private, kind = int(spec.split("/")[0]), spec.split("/")[1]
             ip = boot.public_ip if kind == "tcp" else pod.internal_ip
-            # setdefault: a port PATCHed in while PROVISIONING joins this boot without a restart.
+            # Drawn when first shown, then fixed for the boot (a port PATCHed in while PROVISIONING joins it).
             public = boot.public_ports.setdefault(private, random.randint(10000, 60000))
             ports.append({"ip": ip, "private": private, "public": public, "type": kind})
-        ports.append({"ip": pod.internal_ip, "private": INTERNAL_HTTP_PORT,
-                      "public": boot.public_ports[INTERNAL_HTTP_PORT], "type": "http"})
-        gpus = (pod.gpu or {}).get("count", 0)
+        gpus = pod.gpu["count"]
         return {
             "uptime": int(now - boot.running_at),
             "gpus": [{"util": 0, "memoryUtil": 88 if up else 0} for _ in range(gpus)],
@@ -277,9 +269,10 @@ class World:
         the pod is placed, so a listing-lag fault is only consumed by a create that succeeds."""
         with self.lock:
             now = self.clock()
-            gpu_cfg, cpu_cfg = body.get("gpu"), body.get("cpu")
-            if (gpu_cfg is None) == (cpu_cfg is None):
+            if ("gpu" in body) == ("cpu" in body):
                 raise ApiError(400, "exactly one of gpu or cpu must be set")
+            if "cpu" in body:
+                raise ApiError(400, "CPU pods are not emulated (runpod_emulator emulates GPU pods only)")
             if "templateId" in body:
                 raise not_found(f"template '{body['templateId']}' not found")
             mounts = _copy_mounts(body.get("mounts") or {})
@@ -289,23 +282,14 @@ class World:
                 mounts.pop("network", None)
             candidates = self._candidate_dcs(body, mounts)
             cloud = body.get("cloud", "SECURE")
-            if gpu_cfg is not None:
-                dc, cuda, gpu, cost = self._place_gpu(gpu_cfg, cloud, candidates, body.get("globalNetworking", False))
-                cpu = None
-            else:
-                if mounts.get("persistent"):
-                    raise ApiError(400, "CPU pods cannot have a persistent mount")
-                if body.get("globalNetworking"):
-                    raise ApiError(400, "global networking requires an NVIDIA GPU pod")
-                dc, cuda, cpu, cost = self._place_cpu(cpu_cfg, candidates)
-                gpu = None
+            dc, cuda, gpu, cost = self._place_gpu(body["gpu"], cloud, candidates)
             lag = list_lag()
             self._seq += 1
             pod = Pod(
                 id=self._unused_id(), seq=self._seq, name=body["name"], image=body["image"],
                 args=body.get("args", ""), disk=body.get("disk", 20), ports=list(body.get("ports", [])),
                 env=dict(body.get("env", {})), registry=body.get("registry"), cloud=cloud,
-                data_center=dc, cuda_version=cuda, gpu=gpu, cpu=cpu, mounts=mounts,
+                data_center=dc, cuda_version=cuda, gpu=gpu, mounts=mounts,
                 locked=False, global_networking=bool(body.get("globalNetworking", False)),
                 cost=cost, created_at=now, listed_at=now + lag, log=PodLog(self.log_interval),
             )
@@ -320,7 +304,8 @@ class World:
                 return pod_id
 
     def _candidate_dcs(self, body: dict, mounts: dict) -> list[str]:
-        """Data centers the pod may go to, in order: `dataCenterIds` is an allow-list (api digest §12)."""
+        """Data centers the pod may go to, in order: `dataCenterIds` is an allow-list, not a
+        preference (createPod: "does not fall back"; runpod/docs api-reference-v2)."""
         wanted = body.get("dataCenterIds") or []
         for dc in wanted:
             if dc not in catalog.DATA_CENTERS_BY_ID:
@@ -338,16 +323,15 @@ class World:
             candidates = [volume["dataCenter"]]  # no dataCenterIds: go where the volume is (unconfirmed)
         return candidates
 
-    def _place_gpu(self, cfg: dict, cloud: str, candidates: list[str], global_networking: bool):
+    def _place_gpu(self, cfg: dict, cloud: str, candidates: list[str]):
         spec = catalog.GPUS_BY_ID.get(cfg["id"])
         if spec is None:
             raise ApiError(400, f"gpu.id '{cfg['id']}' is not a known GPU type id; see GET /v2/catalog/gpus")
         allowed, min_cuda = cfg.get("allowedCudaVersions") or [], cfg.get("minCudaVersion")
         if allowed and min_cuda:
             raise ApiError(400, "gpu.allowedCudaVersions and gpu.minCudaVersion cannot both be set")
-        if global_networking and spec.manufacturer != "NVIDIA":
-            raise ApiError(400, "global networking requires an NVIDIA GPU pod")
-        # Live quirk (api digest §18.6): without an explicit gpu.count every create failed for capacity.
+        # Live quirk (seen by a client, see runpod_emulator/README.md): without an explicit
+        # gpu.count every create failed for capacity.
         if "count" not in cfg:
             raise capacity_error()
         count = int(cfg["count"])
@@ -359,8 +343,6 @@ class World:
             dc = catalog.DATA_CENTERS_BY_ID[dc_id]
             if self.stock.get((dc_id, spec.id), "NONE") == "NONE":
                 continue
-            if global_networking and not dc.global_network:
-                continue
             cuda = _pick_cuda(dc.cuda_versions, allowed, min_cuda)
             if cuda is None:
                 continue
@@ -369,19 +351,8 @@ class World:
             return dc_id, cuda, gpu, round(spec.price(cloud) * count, 4)
         raise capacity_error()
 
-    @staticmethod
-    def _place_cpu(cfg: dict, candidates: list[str]):
-        spec = catalog.CPUS_BY_ID.get(cfg["id"])
-        if spec is None:
-            raise ApiError(400, f"cpu.id '{cfg['id']}' is not a known CPU flavor; see GET /v2/catalog/cpus")
-        vcpus = int(cfg["vcpuCount"])
-        if vcpus & (vcpus - 1):
-            raise ApiError(400, "cpu.vcpuCount must be a power of two")
-        cpu = {"id": spec.id, "vcpuCount": vcpus, "memory": vcpus * spec.ram_per_vcpu}
-        return candidates[0], None, cpu, round(spec.price_per_vcpu * vcpus, 4)
-
     def update_pod(self, pod_id: str, body: dict) -> dict:
-        """Apply a schema-valid UpdatePodRequest. `env` replaces the whole map (api digest §16)."""
+        """Apply a schema-valid UpdatePodRequest. `env` replaces the whole map (updatePod)."""
         with self.lock:
             now = self.clock()
             pod = self._pod(pod_id)
@@ -394,8 +365,6 @@ class World:
                 old_ids = [m["volumeId"] for m in pod.mounts.get("network", [])]
                 if [m["volumeId"] for m in mounts.get("network", [])] != old_ids:
                     raise ApiError(400, "mounts.network[].volumeId is immutable after create")
-            if body.get("globalNetworking") and not catalog.DATA_CENTERS_BY_ID[pod.data_center].global_network:
-                raise ApiError(400, f"data center {pod.data_center} does not support global networking")
             current = {"image": pod.image, "args": pod.args, "env": pod.env, "ports": pod.ports, "disk": pod.disk}
             restart = any(k in body and body[k] != current[k] for k in RESTART_FIELDS)
             self._advance_log(pod, now)
@@ -453,12 +422,11 @@ class World:
 
     # ----- out-of-band (as if someone used the console) -------------------------------------
 
-    def stop_out_of_band(self, pod_id: str):
+    def stop_out_of_band(self, pod_id: str) -> dict:
         with self.lock:
-            self._end_boot(self._pod(pod_id), self.clock())
-
-    def delete_out_of_band(self, pod_id: str):
-        self.delete_pod(pod_id)
+            pod, now = self._pod(pod_id), self.clock()
+            self._end_boot(pod, now)
+            return self._render(pod, now)
 
     # ----- services behind the proxy, and logs --------------------------------------------------
 
@@ -501,9 +469,9 @@ class World:
             lines = pod.log.after(0, source)
             last = pod.log.lines[-1].seq if pod.log.lines else 0
             if after_seq is not None:
-                lines = [l for l in lines if l.seq > after_seq]
+                lines = [line for line in lines if line.seq > after_seq]
             elif since is not None:
-                lines = [l for l in lines if l.ts > since]
+                lines = [line for line in lines if line.ts > since]
             else:
                 lines = lines[-tail:] if tail else []
             return lines, last
@@ -536,41 +504,6 @@ class World:
             if volume is None:
                 raise not_found("network volume not found")
             return dict(volume)
-
-    def create_volume(self, body: dict) -> dict:
-        with self.lock:
-            dc = catalog.DATA_CENTERS_BY_ID.get(body["dataCenter"])
-            if dc is None or not dc.volume_types:
-                able = ", ".join(d.id for d in catalog.DATA_CENTERS if d.volume_types)
-                raise ApiError(400, f"data center '{body['dataCenter']}' does not support network volumes; "
-                                    f"data centers that do: {able}")
-            kind = body.get("type", dc.volume_types[0])
-            if kind not in dc.volume_types:
-                raise ApiError(400, f"data center {dc.id} does not offer {kind} network volumes")
-            volume_id = _random_id(10)
-            volume = {"id": volume_id, "name": body["name"], "size": body["size"], "dataCenter": dc.id, "type": kind}
-            self.volumes[volume_id] = volume
-            return dict(volume)
-
-    def update_volume(self, volume_id: str, body: dict) -> dict:
-        with self.lock:
-            volume = self.volumes.get(volume_id)
-            if volume is None:
-                raise not_found("network volume not found")
-            if "size" in body and body["size"] < volume["size"]:
-                raise ApiError(400, f"network volume size can only grow (current {volume['size']} GB)")
-            volume.update({k: body[k] for k in ("name", "size") if k in body})
-            return dict(volume)
-
-    def delete_volume(self, volume_id: str):
-        with self.lock:
-            if volume_id not in self.volumes:
-                raise not_found("network volume not found")
-            users = [p.id for p in self.pods.values()
-                     if any(m["volumeId"] == volume_id for m in p.mounts.get("network", []))]
-            if users:  # unconfirmed live behaviour; refusing is the cautious emulation
-                raise ApiError(409, f"network volume is attached to pod(s): {', '.join(users)}")
-            del self.volumes[volume_id]
 
 
 def _copy_mounts(mounts: dict) -> dict:

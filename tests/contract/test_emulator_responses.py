@@ -1,5 +1,6 @@
 """Every emulator response body validates against the v2 OpenAPI spec's *response* schema for that
-operation and status (jsonschema, Draft 2020-12, `$ref`s resolved against the whole spec).
+operation and status (jsonschema, Draft 2020-12, `$ref`s resolved against the whole spec), and the
+request schemas the emulator validates bodies with are the spec's own.
 
 The spec is not copied into the repo: it is read from `shared/reference/runpod-openapi-v2.json`
 next to the repo, or from $RUNPOD_OPENAPI_V2.
@@ -18,6 +19,8 @@ import requests
 jsonschema = pytest.importorskip("jsonschema")
 referencing = pytest.importorskip("referencing")
 from referencing.jsonschema import DRAFT202012  # noqa: E402
+
+from runpod_emulator import validation  # noqa: E402
 
 SPEC_PATH = Path(os.environ.get("RUNPOD_OPENAPI_V2")
                  or Path(__file__).resolve().parents[2].parent / "shared/reference/runpod-openapi-v2.json")
@@ -83,6 +86,13 @@ def http(emulator):
     return lambda method, path, **kw: session.request(method, emulator.api_url + path, timeout=5, **kw)
 
 
+def test_the_emulators_request_schemas_are_the_specs(spec):
+    vendored = json.loads(validation.SCHEMA_FILE.read_text())
+    assert vendored["components"] == validation.extract(spec)["components"], (
+        f"{validation.SCHEMA_FILE.name} differs from {SPEC_PATH}; regenerate it with "
+        f"`python -m runpod_emulator.validation {SPEC_PATH}`")
+
+
 def _rfc3339(value):
     return value is None or datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -112,11 +122,6 @@ def test_pod_responses_through_the_whole_lifecycle(http, check):
     check(http("DELETE", f"/pods/{pod_id}"), "/v2/pods/{id}", "delete")
 
 
-def test_cpu_pod_response(http, check):
-    body = {"name": "cpu", "image": "busybox", "cpu": {"id": "cpu3c", "vcpuCount": 2}}
-    check(http("POST", "/pods", json=body), "/v2/pods", "post")
-
-
 @pytest.mark.emulator(paginate=1)
 def test_paginated_list_response(http, check):
     for _ in range(2):
@@ -128,10 +133,6 @@ def test_paginated_list_response(http, check):
 def test_network_volume_responses(http, check):
     check(http("GET", "/network-volumes"), "/v2/network-volumes", "get")
     check(http("GET", "/network-volumes/fuzzvol01eu"), "/v2/network-volumes/{id}", "get")
-    created = check(http("POST", "/network-volumes", json={"name": "v", "size": 10, "dataCenter": "US-KS-2"}),
-                    "/v2/network-volumes", "post")
-    check(http("PATCH", f"/network-volumes/{created['id']}", json={"size": 20}), "/v2/network-volumes/{id}", "patch")
-    check(http("DELETE", f"/network-volumes/{created['id']}"), "/v2/network-volumes/{id}", "delete")
 
 
 @pytest.mark.parametrize("params", [{}, {"include": "AVAILABILITY", "product": "POD"},
@@ -139,16 +140,6 @@ def test_network_volume_responses(http, check):
 def test_catalog_gpu_responses(emulator, http, check, params):
     emulator.set_stock("US-TX-3", "NVIDIA H100 80GB HBM3", "NONE")
     check(http("GET", "/catalog/gpus", params=params), "/v2/catalog/gpus", "get")
-    check(http("GET", "/catalog/gpus/NVIDIA%20L40S", params=params), "/v2/catalog/gpus/{id}", "get")
-
-
-def test_catalog_cpu_and_data_center_responses(http, check):
-    check(http("GET", "/catalog/cpus"), "/v2/catalog/cpus", "get")
-    check(http("GET", "/catalog/cpus", params={"include": "AVAILABILITY", "product": "POD"}), "/v2/catalog/cpus", "get")
-    check(http("GET", "/catalog/datacenters"), "/v2/catalog/datacenters", "get")
-    check(http("GET", "/catalog/datacenters", params={"include": "GPU_AVAILABILITY,CPU_AVAILABILITY"}),
-          "/v2/catalog/datacenters", "get")
-    check(http("GET", "/catalog/datacenters/EU-RO-1"), "/v2/catalog/datacenters/{id}", "get")
 
 
 def test_error_responses(emulator, http, check):
@@ -161,7 +152,6 @@ def test_error_responses(emulator, http, check):
         (http("POST", f"/pods/{pod_id}/action", json={"action": "reset"}), "/v2/pods/{id}/action", "post", 422),
         (http("PATCH", f"/pods/{pod_id}", json={"gpu": {}}), "/v2/pods/{id}", "patch", 422),
         (http("GET", "/catalog/gpus", params={"include": "AVAILABILITY"}), "/v2/catalog/gpus", "get", 400),
-        (http("GET", "/catalog/gpus/nope"), "/v2/catalog/gpus/{id}", "get", 404),
         (http("GET", "/network-volumes/nope"), "/v2/network-volumes/{id}", "get", 404),
         (http("PUT", "/pods"), "/v2/pods", "get", 405),
     ]

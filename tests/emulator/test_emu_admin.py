@@ -65,7 +65,8 @@ def test_cli_prints_the_urls_and_stops_on_sigterm():
         urls = dict(part.split("=", 1) for part in line.split())
         assert urls["RUNPOD_PROXY_URL"].endswith("/proxy/{pod_id}-{port}")
         assert urls["RUNPOD_API_KEY"] == "cli-key"
-        response = requests.get(urls["RUNPOD_API_URL"] + "/pods", headers={"Authorization": "Bearer cli-key"}, timeout=5)
+        response = requests.get(urls["RUNPOD_API_URL"] + "/pods", headers={"Authorization": "Bearer cli-key"},
+                                timeout=5)
         assert response.json() == {"pods": [], "pagination": {"nextCursor": None, "hasNextPage": False}}
         assert AdminClient(urls["RUNPOD_EMULATOR_ADMIN_URL"]).pods() == []
         process.send_signal(signal.SIGTERM)

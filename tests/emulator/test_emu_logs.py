@@ -10,7 +10,8 @@ PHASES = ["prepare", "install-vllm", "install-webui", "download-model", "start-v
 
 
 def _phases(events):
-    return [m[1] for e in events if "data" in e and (m := re.fullmatch(r"runpod-deploy phase=(\S+)", e["data"]["line"]))]
+    lines = [e["data"]["line"] for e in events if "data" in e]
+    return [m[1] for line in lines if (m := re.fullmatch(r"runpod-deploy phase=(\S+)", line))]
 
 
 def _stream(api, pod_id, **params):

@@ -56,6 +56,16 @@ def test_create_names_the_offending_field(api, pod_body, patch, message):
     assert message in _create_errors(api, {**pod_body, **patch})
 
 
+def test_a_bad_nested_value_is_the_only_error(api, pod_body):
+    # The spec's allOf + unevaluatedProperties must not turn the valid keys beside it into errors.
+    assert _create_errors(api, {**pod_body, "gpu": {"id": "NVIDIA L40S", "count": 0}}) == ["$.gpu.count: minimum 1"]
+
+
+def test_image_is_required_without_a_template_id(api, pod_body):
+    body = {k: v for k, v in pod_body.items() if k != "image"}
+    assert _create_errors(api, body) == ["$: missing property 'image'"]
+
+
 def test_create_body_that_is_not_json_is_400(api):
     response = api.post("/pods", data=b"{not json", headers={"Content-Type": "application/json"})
     assert response.status_code == 400
