@@ -41,11 +41,13 @@ def test_the_seeds_env_keys_are_fallbacks():
     values = {k: v for k, v in DEV.items() if k not in ("runpod-deploy:dataCenter", "runpod-deploy:networkVolumeId")}
     cfg = load(values, env={"RUNPOD_API_KEY": "from-env", "HF_TOKEN": "hf-env",
                             "PREFERRED_DATACENTER": "US-TX-3", "NETWORK_VOLUME_ID": "vol-env"})
-    assert (cfg.api_key, cfg.hf_token, cfg.data_center, cfg.network_volume_id) == ("from-env", "hf-env", "US-TX-3", "vol-env")
+    assert (cfg.api_key, cfg.hf_token, cfg.data_center, cfg.network_volume_id) == (
+        "from-env", "hf-env", "US-TX-3", "vol-env")
 
 
 def test_stack_config_wins_over_env():
-    cfg = load({**DEV, "runpod:apiKey": "from-config"}, env={"RUNPOD_API_KEY": "from-env", "PREFERRED_DATACENTER": "US-TX-3"})
+    cfg = load({**DEV, "runpod:apiKey": "from-config"},
+               env={"RUNPOD_API_KEY": "from-env", "PREFERRED_DATACENTER": "US-TX-3"})
     assert cfg.api_key == "from-config" and cfg.data_center == "EU-RO-1"
 
 
@@ -93,7 +95,8 @@ def test_the_schema_default_applies_when_no_profile_sets_a_field():
 
 @pytest.mark.parametrize(("profiles", "model_settings", "key", "fix"), [
     ({"NVIDIA L40S": {"gpuMemoryUtilization": 0.9}, "default": {"extraArgs": []}}, {},
-     "runpod-deploy:models.qwen3vl.gpuProfiles", "profile 'NVIDIA L40S' has no maxModelLen, and no 'default' profile gives one; set maxModelLen in either"),
+     "runpod-deploy:models.qwen3vl.gpuProfiles",
+     "profile 'NVIDIA L40S' has no maxModelLen, and no 'default' profile gives one; set maxModelLen in either"),
     ({"NVIDIA L40S": {"maxModelLen": 8192}}, {},
      "runpod-deploy:models.qwen3vl.gpuProfiles",
      "no profile for ['NVIDIA A100 80GB PCIe', 'NVIDIA GeForce RTX 4090'] (listed in runpod-deploy:gpuTypes) and no "
@@ -101,7 +104,8 @@ def test_the_schema_default_applies_when_no_profile_sets_a_field():
     ({"NVIDIA L40S": {"maxModelLen": 8192}}, {"gpuTypes": ["NVIDIA L40S", "NVIDIA A40"]},
      "runpod-deploy:models.qwen3vl.gpuProfiles", "(listed in runpod-deploy:models.qwen3vl.gpuTypes)"),
     ({"default": {"maxModelLen": 8192, "memoryGb": 24}}, {},
-     "runpod-deploy:models.qwen3vl.gpuProfiles.default.memoryGb", "unknown setting; check its spelling against docs/config.md"),
+     "runpod-deploy:models.qwen3vl.gpuProfiles.default.memoryGb",
+     "unknown setting; check its spelling against docs/config.md"),
     ({"default": {"maxModelLen": 8192, "revision": ""}}, {},
      "runpod-deploy:models.qwen3vl.gpuProfiles.default.revision", "at least 1 character"),
 ])
@@ -154,7 +158,7 @@ def test_pulumi_yaml_declares_no_second_copy_of_the_schema():
     aliases = {f.alias or n for n, f in StackConfig.model_fields.items()}
     for key, decl in declared.items():
         assert key in aliases, f"Pulumi.yaml declares {key}, which the schema does not know"
-        assert not (isinstance(decl, dict) and "default" in decl), f"Pulumi.yaml gives {key} a default: the schema has it"
+        assert not (isinstance(decl, dict) and "default" in decl), f"Pulumi.yaml gives {key} a default (see schema.py)"
 
 
 def test_the_4090_gets_the_fp8_qwen_checkpoint_and_a_shorter_context():

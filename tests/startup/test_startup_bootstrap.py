@@ -142,17 +142,19 @@ def test_gpu_profiles_json_carries_each_profile_laid_over_default_under_the_conf
     cfg = stack_config()
     env = startup_env("olmocr", cfg.models["olmocr"], cfg)
     default = DEV_MODELS["olmocr"]["gpuProfiles"]["default"]
+    rtx4090 = DEV_MODELS["olmocr"]["gpuProfiles"]["NVIDIA GeForce RTX 4090"]
     assert json.loads(env["GPU_PROFILES_JSON"]) == {
         "default": {"modelId": "allenai/olmOCR-2-7B-1025-FP8", **default},
         # Pulumi.dev.yaml's 4090 profile gives only extraArgs; the rest comes from default
         "NVIDIA GeForce RTX 4090": {"modelId": "allenai/olmOCR-2-7B-1025-FP8", **default,
-                                    "extraArgs": DEV_MODELS["olmocr"]["gpuProfiles"]["NVIDIA GeForce RTX 4090"]["extraArgs"]},
+                                    "extraArgs": rtx4090["extraArgs"]},
     }
 
 
 def test_startup_env_optional_fields():
     models = json.loads(json.dumps(DEV_MODELS))
-    models["olmocr"].update(revision="0123abc", localDir="/workspace/models/olmocr-7b", vllmArgs=["--max-num-seqs", "64"])
+    models["olmocr"].update(revision="0123abc", localDir="/workspace/models/olmocr-7b",
+                            vllmArgs=["--max-num-seqs", "64"])
     cfg = stack_config(models, vllmVersion="0.11.0", openwebuiVersion="0.7.1")
     env = startup_env("olmocr", cfg.models["olmocr"], cfg, workspace="/mnt/ws")
     assert env["MODEL_LOCAL_DIR"] == "/workspace/models/olmocr-7b"

@@ -159,7 +159,8 @@ def test_killed_vllm_is_restarted(h):
 
 def test_service_that_keeps_failing_is_given_up_but_pod_stays_up(h):
     run = h.start(STUB_VLLM_FAIL="1", MAX_RESTARTS="2")
-    run.wait_for(r"^runpod-deploy error=vllm keeps failing \(exit status 3 after 2 restarts\): no more restarts", timeout=20)
+    run.wait_for(r"^runpod-deploy error=vllm keeps failing \(exit status 3 after 2 restarts\): no more restarts",
+                 timeout=20)
     assert len(h.records("vllm")) == 3  # first run + 2 restarts (after 1 s, then 2 s)
     assert "restart 1/2 in 1s" in run.output and "restart 2/2 in 2s" in run.output
     time.sleep(1)
