@@ -1,5 +1,8 @@
 """Stack configuration: read once, validated by pydantic, before any resource is declared.
 
+The keys, their defaults and meanings are the schema in `schema.py` (docs/config.md is generated
+from it); this module reads every key of it the same way, then checks what spans several keys.
+
 Every bad value becomes one line naming the config key and the fix. The values that need the
 RunPod API (the GPU type ids, the network volume and its data center) are checked in
 `check_against_runpod`, still before any pod exists.
@@ -9,16 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
-NS = "runpod-deploy"
-DEFAULT_GPU_TYPES = ["NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"]
-DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
-MODEL_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
-PORT_RE = r"^\d{1,5}/(http|tcp)$"
+from .schema import DEFAULT_GPU_TYPES, NS, GpuProfile, ModelConfig, StackConfig
+
+__all__ = ["NS", "DEFAULT_GPU_TYPES", "ConfigError", "GpuProfile", "ModelConfig", "StackConfig", "load",
+           "check_against_runpod", "from_pulumi", "config_key"]
 
 
 class ConfigError(Exception):
@@ -29,84 +32,21 @@ class ConfigError(Exception):
         super().__init__("invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+def _meta(field: FieldInfo) -> dict[str, Any]:
+    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
 
 
-class GpuProfile(Strict):
-    """vLLM settings for one GPU type; the startup script picks the one for the GPU it got."""
-
-    model_id: str | None = Field(None, alias="modelId", pattern=MODEL_ID_RE, description="checkpoint for this GPU, e.g. an FP8 variant")
-    max_model_len: StrictInt = Field(alias="maxModelLen", ge=256)
-    gpu_memory_utilization: float = Field(0.90, alias="gpuMemoryUtilization", gt=0, le=0.99)
-    extra_args: list[str] = Field(default_factory=list, alias="extraArgs")
+def config_key(name: str) -> str:
+    """`runpod-deploy:vllmVersion`, `runpod:apiKey`: the full key of the StackConfig field `name`."""
+    field = StackConfig.model_fields[name]
+    return f"{_meta(field).get('namespace', NS)}:{field.alias or name}"
 
 
-class ModelConfig(Strict):
-    model_id: str = Field(alias="modelId", pattern=MODEL_ID_RE, description="HuggingFace repo id, e.g. Qwen/Qwen3-VL-8B-Instruct")
-    served_model_name: str = Field(alias="servedModelName", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    revision: str | None = None
-    local_dir: str | None = Field(None, alias="localDir", pattern=r"^/", description="a complete old --local-dir copy to serve from")
-    gpu_profiles: dict[str, GpuProfile] = Field(alias="gpuProfiles", min_length=1)
-    vllm_args: list[str] = Field(default_factory=list, alias="vllmArgs")
-    running: StrictBool = True
-    needs_hf_token: StrictBool = Field(False, alias="needsHfToken", description="gated or private repo")
-    gpu_types: list[str] | None = Field(None, alias="gpuTypes", min_length=1, description="overrides the stack's gpuTypes")
-    gpu_count: StrictInt = Field(1, alias="gpuCount", ge=1, le=8)
-    container_disk_gb: StrictInt | None = Field(None, alias="containerDiskGb", ge=10, le=4096)
-    extra_ports: list[Annotated[str, Field(pattern=PORT_RE)]] = Field(default_factory=list, alias="extraPorts")
-
-    @field_validator("gpu_profiles")
-    @classmethod
-    def _profiles_need_default_or_ids(cls, v: dict[str, GpuProfile]) -> dict[str, GpuProfile]:
-        for key in v:
-            if key != "default" and not key.startswith(("NVIDIA ", "AMD ")):
-                raise ValueError(f"key {key!r} is neither 'default' nor a GPU type id such as 'NVIDIA L40S'")
-        return v
-
-
-class StackConfig(Strict):
-    project: str
-    stack: str
-    data_center: str = Field(alias="dataCenter", pattern=r"^[A-Z]{2}-[A-Z]{2,4}-\d+$")
-    network_volume_id: str = Field(alias="networkVolumeId", min_length=1)
-    gpu_types: list[str] = Field(alias="gpuTypes", min_length=1)
-    cloud: Literal["SECURE", "COMMUNITY"] = "SECURE"
-    image: str = Field(DEFAULT_IMAGE, min_length=1)
-    container_disk_gb: StrictInt = Field(50, alias="containerDiskGb", ge=10, le=4096)
-    ready_timeout_seconds: StrictInt = Field(1800, alias="readyTimeoutSeconds", gt=0, le=24 * 3600)
-    min_cuda_version: str | None = Field("12.8", alias="minCudaVersion", pattern=r"^\d+\.\d+$")
-    vllm_version: str = Field("0.11.2", alias="vllmVersion", pattern=r"^\d+\.\d+(\.\d+)?$")
-    openwebui_version: str = Field("0.7.2", alias="openwebuiVersion", pattern=r"^\d+\.\d+(\.\d+)?$")
-    webui_admin_email: str = Field("admin@fuzzion.local", alias="webuiAdminEmail", pattern=r"^[^@\s]+@[^@\s]+$")
-    start_ssh: StrictBool = Field(True, alias="startSsh")
-    models: dict[str, ModelConfig] = Field(min_length=1)
-    # Secrets (plaintext here, in the program process only; they reach resources as Outputs).
-    api_key: str | None = Field(None, alias="apiKey", exclude=True, repr=False)
-    hf_token: str | None = Field(None, alias="hfToken", exclude=True, repr=False)
-
-    @field_validator("gpu_types")
-    @classmethod
-    def _gpu_types(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError("lists a GPU type twice")
-        return v
-
-    @field_validator("models")
-    @classmethod
-    def _model_names(cls, v: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
-        for name in v:
-            if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", name):
-                raise ValueError(f"model name {name!r} must be lowercase letters, digits and '-', "
-                                 "starting with a letter (it becomes part of the pod name)")
-        served = [m.served_model_name for m in v.values()]
-        dupes = sorted({s for s in served if served.count(s) > 1})
-        if dupes:
-            raise ValueError(f"servedModelName {dupes} is used by more than one model; give each model its own")
-        return v
-
-    def gpu_types_for(self, model: ModelConfig) -> list[str]:
-        return model.gpu_types or self.gpu_types
+def _is_text(field: FieldInfo) -> bool:
+    """Pulumi hands every value over as a string: text fields take it as is, others are JSON."""
+    args = get_args(field.annotation) if get_origin(field.annotation) in (Literal, Union, UnionType) else ()
+    return field.annotation is str or (bool(args) and all(a is str or a is type(None) or isinstance(a, str)
+                                                          for a in args))
 
 
 def _json(value: str | None, key: str, problems: list[str]) -> Any:
@@ -128,20 +68,18 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None) 
     raw: dict[str, Any] = {
         "project": project,
         "stack": stack,
-        "dataCenter": get(f"{NS}:dataCenter") or env.get("PREFERRED_DATACENTER") or "EU-RO-1",
-        "networkVolumeId": get(f"{NS}:networkVolumeId") or env.get("NETWORK_VOLUME_ID"),
-        "gpuTypes": DEFAULT_GPU_TYPES if get(f"{NS}:gpuTypes") is None else _json(get(f"{NS}:gpuTypes"), "gpuTypes", problems),
-        "models": _json(get(f"{NS}:models"), "models", problems),
         "apiKey": get("runpod:apiKey") or env.get("RUNPOD_API_KEY"),
-        "hfToken": get(f"{NS}:hfToken") or env.get("HF_TOKEN"),
     }
-    for key, conv in (("cloud", str), ("image", str), ("containerDiskGb", int), ("readyTimeoutSeconds", int),
-                      ("minCudaVersion", str), ("vllmVersion", str), ("openwebuiVersion", str),
-                      ("webuiAdminEmail", str), ("startSsh", bool)):
-        value = get(f"{NS}:{key}")
+    for name, field in StackConfig.model_fields.items():  # every key of the schema, read the same way
+        meta, key = _meta(field), field.alias or name
+        if meta.get("config") is False or key in raw:
+            continue
+        value = get(config_key(name))
+        if not value and meta.get("env"):
+            value = env.get(meta["env"]) or value
         if value is not None:
-            raw[key] = _json(value, key, problems) if conv in (int, float, bool) else value
-    if raw["models"] is None and not problems:
+            raw[key] = value if _is_text(field) else _json(value, key, problems)
+    if raw.get("models") is None and not problems:
         problems.append(f"{NS}:models is not set: describe at least one model (see Pulumi.dev.yaml)")
     if problems:
         raise ConfigError(problems)
@@ -156,6 +94,13 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None) 
     if needing and not cfg.hf_token:
         problems.append(f"{NS}:hfToken: models {needing} need a HuggingFace token: run "
                         f"`pulumi config set --secret {NS}:hfToken <token>` or export HF_TOKEN")
+    for name, m in cfg.models.items():
+        # The pod serves the profile named exactly after its GPU, else `default` (no guessing by size).
+        uncovered = [g for g in cfg.gpu_types_for(m) if g not in m.gpu_profiles]
+        if uncovered and "default" not in m.gpu_profiles:
+            where = f"{NS}:models.{name}.gpuTypes" if m.gpu_types else f"{NS}:gpuTypes"
+            problems.append(f"{NS}:models.{name}.gpuProfiles: no profile for {uncovered} (listed in {where}) and no "
+                            "'default' profile; add a 'default' profile, or one per GPU type")
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -167,7 +112,7 @@ def _explain(err: dict[str, Any]) -> str:
     key = ("runpod:apiKey" if loc[:1] == ["apiKey"] else f"{NS}:" + ".".join(loc)) if loc else f"{NS}"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown setting; check its spelling against the README's config table"
+        msg = "unknown setting; check its spelling against docs/config.md"
     elif err["type"] == "missing":
         msg = "required; set it with `pulumi config set " + key + " <value>`"
     elif err["type"] in ("bool_type", "int_type", "string_type", "float_type", "list_type", "dict_type"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pulumi
 
-import startup
 from runpod_provider.pod import Pod
 
-from .config import ModelConfig, StackConfig
+from . import pod_env
+from .schema import ModelConfig, StackConfig
 from .secret import GeneratedSecret
 
 VLLM_PORT, WEBUI_PORT = 8000, 3000
@@ -37,19 +37,7 @@ class ModelServer(pulumi.ComponentResource):
         admin_password = GeneratedSecret(f"{name}-webui-admin-password", user_value("webuiAdminPassword"), opts=child)
         webui_secret = GeneratedSecret(f"{name}-webui-secret-key", length=48, opts=child)
 
-        env = startup.startup_env(
-            pod_label=name,
-            model_id=model.model_id,
-            served_model_name=model.served_model_name,
-            model_revision=model.revision,
-            model_local_dir=model.local_dir,
-            gpu_profiles={gpu: p.model_dump(exclude_none=True) for gpu, p in model.gpu_profiles.items()},
-            vllm_extra_args=model.vllm_args,
-            vllm_version=cfg.vllm_version,
-            openwebui_version=cfg.openwebui_version,
-            workspace="/workspace",
-        )
-        env["WEBUI_ADMIN_EMAIL"] = cfg.webui_admin_email
+        env = pod_env.startup_env(name, model, cfg)
         secret_env = {
             "VLLM_API_KEY": api_key.result,
             "WEBUI_ADMIN_PASSWORD": admin_password.result,
@@ -66,14 +54,14 @@ class ModelServer(pulumi.ComponentResource):
             "data_center_ids": [cfg.data_center],
             "cloud": cfg.cloud,
             "network_volume_id": cfg.network_volume_id,
-            "volume_mount_path": "/workspace",
+            "volume_mount_path": pod_env.WORKSPACE,
             "min_cuda_version": cfg.min_cuda_version,
             "start_ssh": cfg.start_ssh,
             "container_disk_gb": model.container_disk_gb or cfg.container_disk_gb,
             "ports": PORTS + model.extra_ports,
             "env": env,
             "secret_env": secret_env,
-            "start_command": startup.bootstrap_command(),
+            "start_command": pod_env.bootstrap_command(),
             "running": model.running,
             "readiness": [{"port": VLLM_PORT, "path": "/health"}, {"port": WEBUI_PORT, "path": "/health"}],
             "ready_timeout_s": cfg.ready_timeout_seconds,

@@ -3,9 +3,11 @@
 #
 # Runs vLLM (OpenAI-compatible API, port 8000) and Open WebUI (port 3000) on a RunPod GPU pod, with
 # venvs, model weights and compile caches kept on the network volume at $WORKSPACE. Every per-model
-# setting arrives through env (contract: startup/README.md). The pod gets this file base64-encoded in
-# env STARTUP_B64; the bootstrap command from startup/__init__.py decodes and runs it, so no API ever
-# quotes a character of it.
+# setting arrives through env (contract: startup/README.md), rendered by runpod_deploy/pod_env.py from
+# the config schema (runpod_deploy/schema.py): this script has no defaults of its own for them and
+# refuses to start without them. The pod gets this file base64-encoded in env STARTUP_B64; the
+# bootstrap command (runpod_deploy/pod_env.py) decodes and runs it, so no API ever quotes a
+# character of it.
 #
 # Secrets (VLLM_API_KEY, HF_TOKEN, WEBUI_ADMIN_PASSWORD, WEBUI_SECRET_KEY) are read from env only and
 # reach the one child that needs them through env: never argv, never printed, never logged.
@@ -20,17 +22,20 @@
 # normal control flow here. Needs bash >= 4.4 (mapfile -d) and python3 (JSON, health checks).
 set -uo pipefail
 
-# ------------------------------------------------------------------ settings (env, with defaults)
-WORKSPACE="${WORKSPACE:-/workspace}"
+# ------------------------------------------------------------------ settings (env)
+# Required, from the stack (no defaults here: a missing one stops the script, see main):
+REQUIRED_VARS=(WORKSPACE POD_LABEL MODEL_ID SERVED_MODEL_NAME GPU_PROFILES_JSON VLLM_VERSION OPENWEBUI_VERSION)
+WORKSPACE="${WORKSPACE:-}"                   # network-volume mount
 POD_LABEL="${POD_LABEL:-}"                   # short name for the log and data dirs, e.g. olmocr
-MODEL_ID="${MODEL_ID:-}"                     # default HF id (a GPU profile may override it)
+MODEL_ID="${MODEL_ID:-}"                     # the model's HF id (what MODEL_LOCAL_DIR holds)
 SERVED_MODEL_NAME="${SERVED_MODEL_NAME:-}"   # e.g. olmocr / qwen3-vl (old clients use these)
-MODEL_REVISION="${MODEL_REVISION:-}"         # optional; applies to MODEL_ID only
-MODEL_LOCAL_DIR="${MODEL_LOCAL_DIR:-}"       # optional old --local-dir copy of MODEL_ID
-GPU_PROFILES_JSON="${GPU_PROFILES_JSON:-}"
+GPU_PROFILES_JSON="${GPU_PROFILES_JSON:-}"   # GPU type id or "default" -> resolved vLLM settings
+VLLM_VERSION="${VLLM_VERSION:-}"
+OPENWEBUI_VERSION="${OPENWEBUI_VERSION:-}"
+# Optional:
+MODEL_LOCAL_DIR="${MODEL_LOCAL_DIR:-}"       # old --local-dir copy of MODEL_ID
 VLLM_EXTRA_ARGS_JSON="${VLLM_EXTRA_ARGS_JSON:-[]}"
-VLLM_VERSION="${VLLM_VERSION:-0.11.2}"
-OPENWEBUI_VERSION="${OPENWEBUI_VERSION:-0.7.2}"   # first release line with WEBUI_ADMIN_* is 0.7
+# Script-level facts and knobs (not stack settings):
 VLLM_PYTHON="${VLLM_PYTHON:-3.12}"                # what the vLLM images use
 WEBUI_PYTHON="${WEBUI_PYTHON:-3.11}"              # Open WebUI needs >=3.11,<3.13; 3.11 most tested
 WEBUI_PERSISTENT_CONFIG="${WEBUI_PERSISTENT_CONFIG:-False}"
@@ -387,11 +392,12 @@ phase prepare
 
 [ -n "${VLLM_API_KEY:-}" ] ||
   die 2 "VLLM_API_KEY is not set: refusing to start vLLM without an API key (pass it as a pod secret)"
+for var in "${REQUIRED_VARS[@]}"; do
+  [ -n "${!var}" ] || die 2 "$var is not set: the pod env must give it (runpod_deploy/pod_env.py renders it; see startup/README.md)"
+done
 [[ "$POD_LABEL" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$ ]] ||
   die 2 "POD_LABEL must be a short name of letters, digits, '.', '_' or '-' (got '$POD_LABEL')"
-[ -n "$MODEL_ID" ] || die 2 "MODEL_ID is not set"
-[ -n "$SERVED_MODEL_NAME" ] || die 2 "SERVED_MODEL_NAME is not set"
-[ -n "$GPU_PROFILES_JSON" ] || die 2 "GPU_PROFILES_JSON is not set"
+[[ "$WORKSPACE" == /* ]] || die 2 "WORKSPACE must be an absolute path (got '$WORKSPACE')"
 for var in VLLM_PORT WEBUI_PORT RESTART_BACKOFF_S RESTART_BACKOFF_MAX_S MAX_RESTARTS RESTART_RESET_S \
   STOP_TIMEOUT_S INSTALL_ATTEMPTS LOCK_WAIT_S DOWNLOAD_PROGRESS_S LOG_MAX_BYTES; do
   [[ "${!var}" =~ ^[0-9]+$ ]] || die 2 "$var must be a whole number (got '${!var}')"
@@ -421,8 +427,10 @@ say "pod '$POD_LABEL': model $MODEL_ID served as '$SERVED_MODEL_NAME'; workspace
 # Model cache. The team's old pods set HF_HOME=/workspace/hf_cache, so their Hub cache (and the blobs
 # that old `--local-dir` copies may symlink to) lives in /workspace/hf_cache/hub/models--*. Setting
 # HF_HUB_CACHE=$WORKSPACE/hf_cache instead would put new models one level up and never see the old
-# ones (serving.md 5), so both are set to the old layout. HF_HOME must be set explicitly anyway:
-# the runpod/pytorch image sets HF_HOME=/workspace/.cache/huggingface.
+# ones (HF_HUB_CACHE defaults to $HF_HOME/hub:
+# https://huggingface.co/docs/huggingface_hub/package_reference/environment_variables#hfhubcache), so
+# both are set to the old layout. HF_HOME must be set explicitly anyway: the runpod/pytorch image sets
+# HF_HOME=/workspace/.cache/huggingface (https://github.com/runpod/containers, official-templates/base/Dockerfile).
 HF_HOME="$WORKSPACE/hf_cache"
 HF_HUB_CACHE="$HF_HOME/hub"
 VLLM_VENV="$WORKSPACE/venvs/vllm-$VLLM_VERSION"
@@ -439,7 +447,8 @@ elif [ -z "${WEBUI_SECRET_KEY:-}" ]; then
   say "WEBUI_SECRET_KEY is not set: Open WebUI keeps a generated key in $WEBUI_DATA_DIR/.webui_secret_key"
 fi
 
-# GPU -> profile. GPU_PROFILES_JSON maps GPU type ids to settings; see the Python below and README.
+# GPU -> profile. GPU_PROFILES_JSON maps GPU type ids (and "default") to complete settings; the
+# Python below picks one. See startup/README.md.
 GPU_LINE=""
 if command -v nvidia-smi >/dev/null 2>&1; then
   GPU_LINE="$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null)" || GPU_LINE=""
@@ -448,30 +457,21 @@ fi
 [ -n "$GPU_LINE" ] || error "nvidia-smi reported no GPU; only a \"default\" profile can apply"
 
 SELECTION="$RUN_DIR/$POD_LABEL.profile"
-if ! GPU_LINE="$GPU_LINE" MODEL_ID="$MODEL_ID" MODEL_REVISION="$MODEL_REVISION" \
-  GPU_PROFILES_JSON="$GPU_PROFILES_JSON" VLLM_EXTRA_ARGS_JSON="$VLLM_EXTRA_ARGS_JSON" \
+if ! GPU_LINE="$GPU_LINE" GPU_PROFILES_JSON="$GPU_PROFILES_JSON" VLLM_EXTRA_ARGS_JSON="$VLLM_EXTRA_ARGS_JSON" \
   python3 - >"$SELECTION" 2>"$SELECTION.err" <<'PY'; then
-# Profile choice, in order:
-#  1. the key equal to the GPU name nvidia-smi reports (case-insensitive; RunPod GPU type ids such
-#     as "NVIDIA GeForce RTX 4090" are those names);
-#  2. by memory: among keys whose size is known (the table below, or a "memory_gb" field), the
-#     largest one the GPU can hold (GPU MiB >= 0.9 * GB * 1024, since cards report a bit less than
-#     their nominal size); ties go to the first in the JSON. So an unknown 24 GB card gets the
-#     RTX 4090 profile, an unknown 48 GB card the L40S one;
-#  3. the "default" entry.
-# A chosen profile is laid over "default" (its fields win; extra_args is replaced, not appended).
+# Profile choice: the key equal to the GPU name nvidia-smi reports (case-insensitive; RunPod GPU type
+# ids such as "NVIDIA GeForce RTX 4090" are those names), else "default". No guess by memory size: a
+# card without its own key gets "default", which is what the config means for it. The stack sends
+# every profile already laid over "default", with its checkpoint and revision filled in
+# (runpod_deploy/schema.py ModelConfig.resolved_profiles), so nothing is merged or defaulted here.
 # Output: NUL-separated fields: key, reason, gpu name, gpu MiB, gpu slug, model id, revision,
-# max_model_len, gpu_memory_utilization, then the vLLM args (profile extra_args + VLLM_EXTRA_ARGS_JSON).
+# max_model_len, gpu_memory_utilization, then the vLLM args (profile extraArgs + VLLM_EXTRA_ARGS_JSON).
 import json, os, re, sys
 
-KNOWN_GB = {
-    "nvidia geforce rtx 4090": 24, "nvidia geforce rtx 3090": 24, "nvidia rtx a5000": 24,
-    "nvidia l4": 24, "nvidia a10": 24, "nvidia geforce rtx 5090": 32,
-    "nvidia l40s": 48, "nvidia l40": 48, "nvidia a40": 48, "nvidia rtx a6000": 48,
-    "nvidia rtx 6000 ada generation": 48, "nvidia a100 80gb pcie": 80, "nvidia a100-sxm4-80gb": 80,
-    "nvidia h100 80gb hbm3": 80, "nvidia h100 pcie": 80, "nvidia h100 nvl": 94,
-}
-FIELDS = {"model_id", "revision", "max_model_len", "gpu_memory_utilization", "extra_args", "memory_gb"}
+# The GpuProfile fields of runpod_deploy/schema.py: a field the schema gained but this script does
+# not use yet stops the start, rather than being dropped without a word.
+REQUIRED = ("modelId", "maxModelLen", "gpuMemoryUtilization", "extraArgs")
+FIELDS = set(REQUIRED) | {"revision"}
 
 
 def fail(msg):
@@ -505,12 +505,13 @@ if not isinstance(profiles, dict) or not profiles:
     fail("GPU_PROFILES_JSON must be a non-empty JSON object")
 for key, prof in profiles.items():
     if not isinstance(prof, dict):
-        fail(f"GPU profile {key!r} must be a JSON object")
+        fail(f"GPU_PROFILES_JSON: profile {key!r} must be a JSON object")
     unknown = set(prof) - FIELDS
     if unknown:
-        fail(f"GPU profile {key!r} has unknown fields {sorted(unknown)}")
-    if "memory_gb" in prof and not (number(prof["memory_gb"]) and prof["memory_gb"] > 0):
-        fail(f"GPU profile {key!r}: memory_gb must be a positive number")
+        fail(f"GPU_PROFILES_JSON: profile {key!r} has fields this script does not use: {sorted(unknown)}")
+    missing = [f for f in REQUIRED if f not in prof]
+    if missing:
+        fail(f"GPU_PROFILES_JSON: profile {key!r} lacks {missing} (the stack sends complete profiles)")
 try:
     extra = args_list(json.loads(os.environ.get("VLLM_EXTRA_ARGS_JSON") or "[]"), "VLLM_EXTRA_ARGS_JSON")
 except ValueError as e:
@@ -530,42 +531,28 @@ if name:
         if key != "default" and key.strip().lower() == name.lower():
             choice, reason = key, "exact GPU name"
             break
-if choice is None and mib is not None:
-    best = None
-    for key, prof in profiles.items():
-        if key == "default":
-            continue
-        gb = prof.get("memory_gb", KNOWN_GB.get(key.strip().lower()))
-        if gb is not None and mib >= gb * 1024 * 0.9 and (best is None or gb > best[0]):
-            best = (gb, key)
-    if best is not None:
-        choice, reason = best[1], f"no exact match; {mib} MiB fits the {best[0]:g} GB profile"
 if choice is None and "default" in profiles:
-    choice, reason = "default", "no exact or memory match"
+    choice, reason = "default", "no profile named after this GPU"
 if choice is None:
     fail(f"no GPU profile for {name or 'an undetected GPU'!r} ({mib} MiB) and no \"default\" profile")
 
-prof = dict(profiles.get("default", {}))
-prof.update(profiles[choice])
-model_id = prof.get("model_id") or os.environ["MODEL_ID"]
-if not isinstance(model_id, str):
-    fail(f"GPU profile {choice!r}: model_id must be a string")
-if "revision" in prof:
-    revision = prof["revision"] or ""
-elif model_id == os.environ["MODEL_ID"]:
-    revision = os.environ.get("MODEL_REVISION", "")
-else:
-    revision = ""
-mml = prof.get("max_model_len")
+prof = profiles[choice]
+model_id = prof["modelId"]
+if not (isinstance(model_id, str) and model_id):
+    fail(f"GPU profile {choice!r}: modelId must be a non-empty string")
+revision = prof.get("revision") or ""
+if not isinstance(revision, str):
+    fail(f"GPU profile {choice!r}: revision must be a string")
+mml = prof["maxModelLen"]
 if not (isinstance(mml, int) and not isinstance(mml, bool) and mml > 0):
-    fail(f"GPU profile {choice!r}: max_model_len must be a positive integer")
-gmu = prof.get("gpu_memory_utilization")
+    fail(f"GPU profile {choice!r}: maxModelLen must be a positive integer")
+gmu = prof["gpuMemoryUtilization"]
 if not (number(gmu) and 0 < gmu <= 1):
-    fail(f"GPU profile {choice!r}: gpu_memory_utilization must be a number in (0, 1]")
-vllm_args = args_list(prof.get("extra_args", []), f"GPU profile {choice!r} extra_args") + extra
+    fail(f"GPU profile {choice!r}: gpuMemoryUtilization must be a number in (0, 1]")
+vllm_args = args_list(prof["extraArgs"], f"GPU profile {choice!r} extraArgs") + extra
 slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown-gpu"
 fields = [choice, reason, name or "unknown", "" if mib is None else str(mib), slug, model_id,
-          str(revision), str(mml), str(gmu)] + vllm_args
+          revision, str(mml), str(gmu)] + vllm_args
 sys.stdout.write("".join(f + "\0" for f in fields))
 PY
   die 2 "$(tr '\n' ' ' <"$SELECTION.err" | cut -c1-400)"

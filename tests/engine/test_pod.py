@@ -55,7 +55,7 @@ def test_no_capacity_anywhere_names_every_candidate_and_creates_nothing(engine_e
 
 
 def test_a_changed_startup_script_updates_the_pod_in_place(engine_emulator, tmp_path, monkeypatch):
-    import startup
+    from runpod_deploy import pod_env as startup
 
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
     d.stack.up()

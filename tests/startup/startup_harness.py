@@ -4,6 +4,7 @@ other `conftest` modules of the suite; the `h` fixture is in this directory's co
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -17,14 +18,20 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from startup import OLMOCR_GPU_PROFILES, QWEN3_VL_GPU_PROFILES, SCRIPT_PATH, startup_env  # noqa: E402
+from runpod_deploy import config  # noqa: E402
+from runpod_deploy.pod_env import SCRIPT_PATH, startup_env  # noqa: E402
 
 STUB_PY = Path(__file__).resolve().parent / "stubs" / "stub.py"
+
+# The config users run: the pods' env is rendered from it exactly as the stack does.
+DEV = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
+DEV_MODELS = DEV["runpod-deploy:models"]
 
 # Distinctive values: the tests grep every output for them.
 SECRETS = {
@@ -35,18 +42,29 @@ SECRETS = {
     "WEBUI_SECRET_KEY": "wsk-SECRET-a9d5",
 }
 
-OLMOCR = dict(
-    pod_label="olmocr",
-    model_id="allenai/olmOCR-2-7B-1025-FP8",
-    served_model_name="olmocr",
-    gpu_profiles=OLMOCR_GPU_PROFILES,
-)
-QWEN = dict(
-    pod_label="qwen3vl",
-    model_id="Qwen/Qwen3-VL-8B-Instruct",
-    served_model_name="qwen3-vl",
-    gpu_profiles=QWEN3_VL_GPU_PROFILES,
-)
+OLMOCR = "olmocr"  # model names in Pulumi.dev.yaml
+QWEN = "qwen3vl"
+
+
+def stack_config(models: dict | None = None, **keys) -> config.StackConfig:
+    """Pulumi.dev.yaml (with `models` / other keys replaced), loaded and validated like the program does."""
+    values = {**DEV, **({"runpod-deploy:models": models} if models is not None else {}),
+              **{f"runpod-deploy:{k}": v for k, v in keys.items()}}
+
+    def get(key):
+        v = values.get(key)
+        return json.dumps(v) if isinstance(v, (dict, list, bool, int, float)) else v
+
+    return config.load(get, "runpod-deploy", "dev", env={"RUNPOD_API_KEY": "test-key"})
+
+
+def pod_env(model: str = OLMOCR, settings: dict | None = None, workspace: str = "/workspace") -> dict[str, str]:
+    """The plain env the stack gives model `model`'s pod; `settings` changes its model settings."""
+    models = copy.deepcopy(DEV_MODELS)
+    models[model].update(settings or {})
+    cfg = stack_config(models)
+    return startup_env(model, cfg.models[model], cfg, workspace=workspace)
+
 
 PHASES = ["prepare", "install-vllm", "install-webui", "download-model", "start-vllm", "start-webui", "ready"]
 
@@ -132,12 +150,8 @@ class Harness:
             p.chmod(0o755)
         (self.bin / "python3").symlink_to(sys.executable)
 
-    def env(self, model=OLMOCR, *, without=(), **overrides) -> dict[str, str]:
-        settings = dict(model)
-        for key in ("model_local_dir", "model_revision", "vllm_extra_args", "gpu_profiles"):
-            if key in overrides:
-                settings[key] = overrides.pop(key)
-        env = startup_env(workspace=str(self.ws), **settings)
+    def env(self, model=OLMOCR, *, without=(), settings: dict | None = None, **overrides) -> dict[str, str]:
+        env = pod_env(model, settings, workspace=str(self.ws))
         env.update(SECRETS)
         env.update(
             PATH=f"{self.bin}:/usr/local/bin:/usr/bin:/bin",
@@ -158,9 +172,12 @@ class Harness:
             env.pop(key, None)
         return env
 
-    def start(self, model=OLMOCR, *, without=(), **overrides) -> Run:
+    def start(self, model=OLMOCR, *, without=(), settings: dict | None = None, **overrides) -> Run:
+        """Start the real script for `model` of Pulumi.dev.yaml (`settings`: changed model settings;
+        `overrides`: env on top, e.g. STUB_GPU; `without`: env removed)."""
         vllm_port, webui_port = free_port(), free_port()
-        env = self.env(model, without=without, VLLM_PORT=vllm_port, WEBUI_PORT=webui_port, **overrides)
+        env = self.env(model, without=without, settings=settings, VLLM_PORT=vllm_port, WEBUI_PORT=webui_port,
+                       **overrides)
         proc = subprocess.Popen(
             ["bash", str(SCRIPT_PATH)],
             env=env,

@@ -1,4 +1,5 @@
-"""bootstrap_command() (the pod's start command) and startup_env() (the pod's plain env)."""
+"""bootstrap_command() (the pod's start command) and startup_env() (the pod's plain env), both in
+runpod_deploy/pod_env.py."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from startup_harness import REPO, SCRIPT_PATH
+from startup_harness import DEV_MODELS, REPO, SCRIPT_PATH, stack_config
 
-import startup
-from startup import bootstrap_command, startup_env
+from runpod_deploy import pod_env
+from runpod_deploy.pod_env import bootstrap_command, startup_env
 
 # Everything an API or a shell could mangle: $-expansions, quotes, backslashes, a heredoc, tabs,
 # non-ASCII, and an exit status that must come back through the bootstrap.
@@ -116,75 +117,75 @@ def test_bootstrap_rejects_paths_that_would_need_quoting(bad):
         bootstrap_command(script_dest=bad)
 
 
-KW = dict(pod_label="qwen3vl", model_id="Qwen/Qwen3-VL-8B-Instruct", served_model_name="qwen3-vl",
-          gpu_profiles=startup.QWEN3_VL_GPU_PROFILES)
-
-
 def test_startup_env_is_plain_and_carries_the_script():
-    env = startup_env(**KW)
+    cfg = stack_config()
+    env = startup_env("qwen3vl", cfg.models["qwen3vl"], cfg)
     assert set(env) == {"POD_LABEL", "MODEL_ID", "SERVED_MODEL_NAME", "GPU_PROFILES_JSON", "VLLM_EXTRA_ARGS_JSON",
-                        "VLLM_VERSION", "OPENWEBUI_VERSION", "WORKSPACE", "STARTUP_B64", "PYTHONUNBUFFERED"}
+                        "VLLM_VERSION", "OPENWEBUI_VERSION", "WEBUI_ADMIN_EMAIL", "WORKSPACE", "MODEL_LOCAL_DIR",
+                        "STARTUP_B64", "PYTHONUNBUFFERED"}
     assert all(isinstance(v, str) for v in env.values())
-    assert not set(startup.SECRET_ENV_VARS) & set(env)
+    assert not set(pod_env.SECRET_ENV_VARS) & set(env)
     assert "\n" not in env["STARTUP_B64"]
     assert base64.b64decode(env["STARTUP_B64"], validate=True) == SCRIPT_PATH.read_bytes()
     assert env["PYTHONUNBUFFERED"] == "1"
-    assert (env["POD_LABEL"], env["MODEL_ID"], env["SERVED_MODEL_NAME"]) == ("qwen3vl", KW["model_id"], "qwen3-vl")
-    assert (env["VLLM_VERSION"], env["OPENWEBUI_VERSION"], env["WORKSPACE"]) == ("0.11.2", "0.7.2", "/workspace")
-    profiles = json.loads(env["GPU_PROFILES_JSON"])
-    assert profiles == startup.QWEN3_VL_GPU_PROFILES
-    assert list(profiles) == list(startup.QWEN3_VL_GPU_PROFILES)  # order kept (memory-fallback ties)
+    assert (env["POD_LABEL"], env["MODEL_ID"], env["SERVED_MODEL_NAME"]) == (
+        "qwen3vl", "Qwen/Qwen3-VL-8B-Instruct", "qwen3-vl")
+    # the stack's values, whose defaults live in the schema only
+    assert (env["VLLM_VERSION"], env["OPENWEBUI_VERSION"]) == (cfg.vllm_version, cfg.openwebui_version)
+    assert (env["WEBUI_ADMIN_EMAIL"], env["WORKSPACE"]) == (cfg.webui_admin_email, "/workspace")
+    assert env["MODEL_LOCAL_DIR"] == DEV_MODELS["qwen3vl"]["localDir"]
     assert json.loads(env["VLLM_EXTRA_ARGS_JSON"]) == []
     assert env["GPU_PROFILES_JSON"].isascii()
 
 
+def test_gpu_profiles_json_carries_each_profile_laid_over_default_under_the_config_names():
+    cfg = stack_config()
+    env = startup_env("olmocr", cfg.models["olmocr"], cfg)
+    default = DEV_MODELS["olmocr"]["gpuProfiles"]["default"]
+    rtx4090 = DEV_MODELS["olmocr"]["gpuProfiles"]["NVIDIA GeForce RTX 4090"]
+    assert json.loads(env["GPU_PROFILES_JSON"]) == {
+        "default": {"modelId": "allenai/olmOCR-2-7B-1025-FP8", **default},
+        # Pulumi.dev.yaml's 4090 profile gives only extraArgs; the rest comes from default
+        "NVIDIA GeForce RTX 4090": {"modelId": "allenai/olmOCR-2-7B-1025-FP8", **default,
+                                    "extraArgs": rtx4090["extraArgs"]},
+    }
+
+
 def test_startup_env_optional_fields():
-    env = startup_env(**KW, model_revision="0123abc", model_local_dir="/workspace/models/qwen3-vl-8b",
-                      vllm_version="0.11.0", openwebui_version="0.7.1", vllm_extra_args=["--max-num-seqs", "64"],
-                      workspace="/mnt/ws")
-    assert env["MODEL_REVISION"] == "0123abc"
-    assert env["MODEL_LOCAL_DIR"] == "/workspace/models/qwen3-vl-8b"
+    models = json.loads(json.dumps(DEV_MODELS))
+    models["olmocr"].update(revision="0123abc", localDir="/workspace/models/olmocr-7b",
+                            vllmArgs=["--max-num-seqs", "64"])
+    cfg = stack_config(models, vllmVersion="0.11.0", openwebuiVersion="0.7.1")
+    env = startup_env("olmocr", cfg.models["olmocr"], cfg, workspace="/mnt/ws")
+    assert env["MODEL_LOCAL_DIR"] == "/workspace/models/olmocr-7b"
     assert (env["VLLM_VERSION"], env["OPENWEBUI_VERSION"], env["WORKSPACE"]) == ("0.11.0", "0.7.1", "/mnt/ws")
     assert json.loads(env["VLLM_EXTRA_ARGS_JSON"]) == ["--max-num-seqs", "64"]
+    # the model's revision goes with its own checkpoint, in every profile that serves it
+    assert {p["revision"] for p in json.loads(env["GPU_PROFILES_JSON"]).values()} == {"0123abc"}
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"pod_label": "bad label"}, "pod_label"),
-        ({"pod_label": "../x"}, "pod_label"),
-        ({"model_id": ""}, "model_id"),
-        ({"workspace": "workspace"}, "workspace"),
-        ({"vllm_version": "0.11.2; rm -rf /"}, "vllm_version"),
-        ({"model_local_dir": "models/x"}, "model_local_dir"),
-        ({"vllm_extra_args": "--enforce-eager"}, "vllm_extra_args"),
-        ({"gpu_profiles": {}}, "non-empty"),
-        ({"gpu_profiles": {"NVIDIA L40S": {"max_model_len": 4096}}}, "gpu_memory_utilization"),
-        ({"gpu_profiles": {"NVIDIA L40S": {"max_model_len": "4096", "gpu_memory_utilization": 0.9}}}, "max_model_len"),
-        ({"gpu_profiles": {"NVIDIA L40S": {"max_model_len": 4096, "gpu_memory_utilization": 1.5}}}, "gpu_memory_utilization"),
-        ({"gpu_profiles": {"NVIDIA L40S": {"max_model_len": 4096, "gpu_memory_utilization": 0.9, "max_len": 1}}}, "unknown"),
-        ({"gpu_profiles": {"NVIDIA L40S": {"max_model_len": 4096, "gpu_memory_utilization": 0.9, "extra_args": "--x"}}}, "extra_args"),
-    ],
-)
-def test_startup_env_rejects_what_the_script_would_refuse(change, message):
-    with pytest.raises(ValueError, match=message):
-        startup_env(**{**KW, **change})
-
-
-def test_default_profile_fills_missing_fields():
-    startup_env(**{**KW, "gpu_profiles": {"default": {"max_model_len": 8192, "gpu_memory_utilization": 0.9},
-                                          "NVIDIA GeForce RTX 4090": {"model_id": "Qwen/Qwen3-VL-8B-Instruct-FP8"}}})
-
-
-def test_python_defaults_match_the_script_defaults():
+def test_the_script_carries_no_defaults_for_stack_settings():
     text = SCRIPT_PATH.read_text()
-    assert re.search(r'^VLLM_VERSION="\$\{VLLM_VERSION:-([^}]+)\}"', text, re.M).group(1) == startup.DEFAULT_VLLM_VERSION
-    assert re.search(r'^OPENWEBUI_VERSION="\$\{OPENWEBUI_VERSION:-([^}]+)\}"', text, re.M).group(1) == startup.DEFAULT_OPENWEBUI_VERSION
-    assert re.search(r'^WORKSPACE="\$\{WORKSPACE:-([^}]+)\}"', text, re.M).group(1) == startup.DEFAULT_WORKSPACE
+    for var in ("WORKSPACE", "POD_LABEL", "MODEL_ID", "SERVED_MODEL_NAME", "GPU_PROFILES_JSON", "VLLM_VERSION",
+                "OPENWEBUI_VERSION"):
+        assert re.search(rf'^{var}="\$\{{{var}:-\}}"', text, re.M), var  # read, with no fallback value
+        assert re.search(rf"^REQUIRED_VARS=\(.*\b{var}\b", text, re.M), var
+
+
+def test_the_version_defaults_are_written_once():
+    # vllmVersion / openwebuiVersion: only the schema (and the docs generated from it) name them.
+    from runpod_deploy.schema import StackConfig
+    versions = {StackConfig.model_fields["vllm_version"].default, StackConfig.model_fields["openwebui_version"].default}
+    files = [REPO / "Pulumi.yaml", SCRIPT_PATH, REPO / "startup" / "README.md",
+             *(REPO / "runpod_deploy").glob("*.py")]
+    for f in files:
+        if f.name != "schema.py":
+            for v in versions:
+                assert f'"{v}"' not in f.read_text() and f"`{v}`" not in f.read_text(), (f, v)
 
 
 def test_package_imports_without_pulumi():
-    code = "import sys, startup; sys.exit('pulumi' in sys.modules)"
+    code = "import sys, runpod_deploy.pod_env; sys.exit('pulumi' in sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 

@@ -13,12 +13,12 @@ import urllib.error
 import urllib.request
 
 import pytest
-from startup_harness import PHASES, QWEN, SCRIPT_PATH, SECRETS, pid_alive, sha
+from startup_harness import DEV_MODELS, OLMOCR, PHASES, QWEN, SCRIPT_PATH, SECRETS, pid_alive, sha
 
 READY = r"^runpod-deploy phase=ready$"
 FP8 = "Qwen/Qwen3-VL-8B-Instruct-FP8"
 BF16 = "Qwen/Qwen3-VL-8B-Instruct"
-OLMOCR_EXTRA = ["--limit-mm-per-prompt", '{"video": 0}', "--uvicorn-log-level", "warning"]
+OLMOCR_EXTRA = ["--limit-mm-per-prompt", '{"video": 0}']
 
 
 def get(url: str, key: str | None = None) -> tuple[int, dict]:
@@ -159,7 +159,8 @@ def test_killed_vllm_is_restarted(h):
 
 def test_service_that_keeps_failing_is_given_up_but_pod_stays_up(h):
     run = h.start(STUB_VLLM_FAIL="1", MAX_RESTARTS="2")
-    run.wait_for(r"^runpod-deploy error=vllm keeps failing \(exit status 3 after 2 restarts\): no more restarts", timeout=20)
+    run.wait_for(r"^runpod-deploy error=vllm keeps failing \(exit status 3 after 2 restarts\): no more restarts",
+                 timeout=20)
     assert len(h.records("vllm")) == 3  # first run + 2 restarts (after 1 s, then 2 s)
     assert "restart 1/2 in 1s" in run.output and "restart 2/2 in 2s" in run.output
     time.sleep(1)
@@ -176,38 +177,59 @@ def test_missing_vllm_api_key_stops_with_a_clear_message(h):
     assert h.records() == []  # nothing installed, downloaded or started
 
 
-@pytest.mark.parametrize(
-    ("gpu", "model", "max_len", "util", "images", "slug"),
-    [
-        ("NVIDIA GeForce RTX 4090, 24564 MiB", FP8, "16384", "0.92", 2, "nvidia-geforce-rtx-4090"),
-        ("NVIDIA Mystery Card 24GB, 24560 MiB", FP8, "16384", "0.92", 2, "nvidia-mystery-card-24gb"),
-        ("NVIDIA L40S, 46068 MiB", BF16, "32768", "0.9", 4, "nvidia-l40s"),
-        ("NVIDIA RTX 6000 Ada Generation, 49140 MiB", BF16, "32768", "0.9", 4, "nvidia-rtx-6000-ada-generation"),
-        ("NVIDIA H100 80GB HBM3, 81559 MiB", BF16, "32768", "0.9", 4, "nvidia-h100-80gb-hbm3"),
-    ],
-    ids=["4090-exact", "unknown-24gb", "l40s-exact", "unknown-48gb", "unknown-80gb"],
-)
-def test_gpu_profile_selection(h, gpu, model, max_len, util, images, slug):
-    run = h.start(QWEN, STUB_GPU=gpu)
+# What each GPU of the preference list (and a card not in it) gets, per model of Pulumi.dev.yaml:
+# the exact `vllm` argv after `--served-model-name <name>`. Written out by hand, on purpose: this is
+# what the config means (an exact profile key, else `default`), not a copy of the selection logic.
+OLMOCR_DEFAULT = ["olmocr", "allenai/olmOCR-2-7B-1025-FP8", "--max-model-len", "16384",
+                  "--gpu-memory-utilization", "0.9", "--limit-mm-per-prompt", '{"video": 0}']
+QWEN_DEFAULT = ["qwen3-vl", BF16, "--max-model-len", "32768", "--gpu-memory-utilization", "0.9",
+                "--limit-mm-per-prompt", '{"image": 4, "video": 0}', "--async-scheduling"]
+GPUS = {  # nvidia-smi's line -> the GPU slug of the compile cache
+    "NVIDIA L40S, 46068 MiB": "nvidia-l40s",
+    "NVIDIA A100 80GB PCIe, 81920 MiB": "nvidia-a100-80gb-pcie",
+    "NVIDIA GeForce RTX 4090, 24564 MiB": "nvidia-geforce-rtx-4090",
+    "NVIDIA H100 80GB HBM3, 81559 MiB": "nvidia-h100-80gb-hbm3",  # not in the preference list
+}
+EXPECTED = {
+    (OLMOCR, "NVIDIA L40S"): OLMOCR_DEFAULT,
+    (OLMOCR, "NVIDIA A100 80GB PCIe"): OLMOCR_DEFAULT,
+    (OLMOCR, "NVIDIA GeForce RTX 4090"): [*OLMOCR_DEFAULT, "--max-num-seqs", "64"],
+    (OLMOCR, "NVIDIA H100 80GB HBM3"): OLMOCR_DEFAULT,
+    (QWEN, "NVIDIA L40S"): QWEN_DEFAULT,
+    (QWEN, "NVIDIA A100 80GB PCIe"): QWEN_DEFAULT,
+    (QWEN, "NVIDIA GeForce RTX 4090"): ["qwen3-vl", FP8, "--max-model-len", "16384", "--gpu-memory-utilization",
+                                        "0.92", "--limit-mm-per-prompt", '{"image": 2, "video": 0}',
+                                        "--async-scheduling"],
+    (QWEN, "NVIDIA H100 80GB HBM3"): QWEN_DEFAULT,
+}
+
+
+def test_the_expectations_cover_every_model_and_preferred_gpu():
+    from runpod_deploy.schema import DEFAULT_GPU_TYPES
+    assert {m for m, _ in EXPECTED} == set(DEV_MODELS)
+    assert [g.split(",")[0] for g in GPUS][:3] == DEFAULT_GPU_TYPES
+
+
+@pytest.mark.parametrize(("model", "gpu"), [(m, g) for m in (OLMOCR, QWEN) for g in GPUS])
+def test_each_gpu_gets_the_exact_vllm_command_its_profile_means(h, model, gpu):
+    run = h.start(model, STUB_GPU=gpu)
     (vllm,) = h.wait_records("vllm", 1)
-    argv = vllm["argv"]
-    assert argv[1] == model
-    assert served_names(argv) == ["qwen3-vl", model]
-    assert arg_after(argv, "--max-model-len") == max_len
-    assert arg_after(argv, "--gpu-memory-utilization") == util
-    assert json.loads(arg_after(argv, "--limit-mm-per-prompt")) == {"image": images, "video": 0}
-    assert "--async-scheduling" in argv
-    assert vllm["env"]["VLLM_CACHE_ROOT"] == f"{h.ws}/vllm_cache/{slug}"
-    assert [r["argv"] for r in h.records("hf")] == [["download", model]]
+    expected = EXPECTED[(model, gpu.split(",")[0])]
+    served = expected[1]
+    assert vllm["argv"] == ["serve", served, "--host", "0.0.0.0", "--port", str(run.vllm_port),
+                            "--served-model-name", *expected]
+    assert vllm["env"]["VLLM_CACHE_ROOT"] == f"{h.ws}/vllm_cache/{GPUS[gpu]}"
+    assert [r["argv"] for r in h.records("hf")] == [["download", served]]
     assert h.records("nvidia-smi")[0]["argv"] == ["--query-gpu=name,memory.total", "--format=csv,noheader"]
     run.stop()
 
 
-def test_small_gpu_uses_default_profile_and_extra_args_come_last(h):
-    profiles = {**QWEN["gpu_profiles"], "default": {"max_model_len": 8192, "gpu_memory_utilization": 0.8,
-                                                     "extra_args": ["--enforce-eager"]}}
-    run = h.start(QWEN, gpu_profiles=profiles, STUB_GPU="NVIDIA RTX A4000, 16376 MiB",
-                  vllm_extra_args=["--max-num-seqs", "32"], model_revision="abc123")
+def test_unknown_gpu_uses_default_profile_and_extra_args_come_last(h):
+    profiles = {**DEV_MODELS[QWEN]["gpuProfiles"],
+                "default": {"maxModelLen": 8192, "gpuMemoryUtilization": 0.8, "extraArgs": ["--enforce-eager"]}}
+    run = h.start(QWEN, settings={"gpuProfiles": profiles, "vllmArgs": ["--max-num-seqs", "32"],
+                                  "revision": "abc123"},
+                  STUB_GPU="NVIDIA RTX A4000, 16376 MiB")
     (vllm,) = h.wait_records("vllm", 1)
     argv = vllm["argv"]
     assert argv[1] == BF16
@@ -216,13 +238,49 @@ def test_small_gpu_uses_default_profile_and_extra_args_come_last(h):
         "--enforce-eager", "--max-num-seqs", "32",
     ]
     assert [r["argv"] for r in h.records("hf")] == [["download", BF16, "--revision", "abc123"]]
+    assert "-> profile 'default' (no profile named after this GPU)" in run.output
+    run.stop()
+
+
+def test_a_profile_inheriting_from_default_is_served_with_the_merged_values(h):
+    # The 4090 profile gives only its checkpoint: context, memory share and args come from default;
+    # the model's revision is not applied to another checkpoint.
+    run = h.start(QWEN, settings={"revision": "abc123", "gpuProfiles": {
+        "default": {"maxModelLen": 12288, "gpuMemoryUtilization": 0.85, "extraArgs": ["--enforce-eager"]},
+        "NVIDIA GeForce RTX 4090": {"modelId": FP8}}}, STUB_GPU="NVIDIA GeForce RTX 4090, 24564 MiB")
+    (vllm,) = h.wait_records("vllm", 1)
+    assert vllm["argv"][vllm["argv"].index("--served-model-name"):] == [
+        "--served-model-name", "qwen3-vl", FP8, "--max-model-len", "12288", "--gpu-memory-utilization", "0.85",
+        "--enforce-eager"]
+    assert [r["argv"] for r in h.records("hf")] == [["download", FP8]]
     run.stop()
 
 
 def test_no_matching_profile_and_no_default_is_an_error(h):
-    run = h.start(QWEN, STUB_GPU="NVIDIA RTX A4000, 16376 MiB")
+    # Config refuses a model whose GPU types lack a profile and a default; this pod's GPU is outside them.
+    profiles = {g: {"maxModelLen": 8192} for g in ("NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090")}
+    run = h.start(QWEN, settings={"gpuProfiles": profiles}, STUB_GPU="NVIDIA RTX A4000, 16376 MiB")
     assert run.wait_exit() == 2
     assert re.search(r'runpod-deploy error=no GPU profile for .NVIDIA RTX A4000. \(16376 MiB\)', run.output)
+    assert h.records("uv", "hf", "vllm") == []
+
+
+@pytest.mark.parametrize("var", ["WORKSPACE", "POD_LABEL", "MODEL_ID", "SERVED_MODEL_NAME", "GPU_PROFILES_JSON",
+                                 "VLLM_VERSION", "OPENWEBUI_VERSION"])
+def test_a_missing_required_setting_stops_the_script_naming_it(h, var):
+    run = h.start(without=[var])
+    assert run.wait_exit() == 2
+    assert f"runpod-deploy error={var} is not set: the pod env must give it" in run.output
+    assert h.records() == []
+
+
+def test_a_profile_field_the_script_does_not_use_stops_it(h):
+    # A field added to the schema but not to the script must not be dropped silently.
+    env = json.loads(h.env()["GPU_PROFILES_JSON"])
+    env["default"]["maxNumSeqs"] = 8
+    run = h.start(GPU_PROFILES_JSON=json.dumps(env))
+    assert run.wait_exit() == 2
+    assert "does not use: ['maxNumSeqs']" in run.output
     assert h.records("uv", "hf", "vllm") == []
 
 
@@ -238,7 +296,7 @@ def make_local_copy(path, *, shards=("model-00001-of-00002.safetensors", "model-
 
 def test_complete_model_local_dir_is_served_without_download(h):
     local = make_local_copy(h.ws / "models/qwen3-vl-8b")
-    run = h.start(QWEN, model_local_dir=str(local))
+    run = h.start(QWEN, settings={"localDir": str(local)})
     run.wait_for(READY)
     (vllm,) = h.records("vllm")
     assert vllm["argv"][:2] == ["serve", str(local)]
@@ -260,7 +318,7 @@ def test_incomplete_model_local_dir_falls_back_to_the_hub_cache(h, defect):
             (local / ".cache/huggingface/download/model-00002-of-00002.safetensors.incomplete").write_text("")
         else:
             (local / "config.json").unlink()
-    run = h.start(QWEN, model_local_dir=str(local))
+    run = h.start(QWEN, settings={"localDir": str(local)})
     (vllm,) = h.wait_records("vllm", 1)
     assert vllm["argv"][1] == BF16
     assert [r["argv"] for r in h.records("hf")] == [["download", BF16]]
@@ -269,7 +327,7 @@ def test_incomplete_model_local_dir_falls_back_to_the_hub_cache(h, defect):
 
 def test_model_local_dir_is_not_used_when_the_gpu_profile_serves_another_model(h):
     local = make_local_copy(h.ws / "models/qwen3-vl-8b")
-    run = h.start(QWEN, model_local_dir=str(local), STUB_GPU="NVIDIA GeForce RTX 4090, 24564 MiB")
+    run = h.start(QWEN, settings={"localDir": str(local)}, STUB_GPU="NVIDIA GeForce RTX 4090, 24564 MiB")
     (vllm,) = h.wait_records("vllm", 1)
     assert vllm["argv"][1] == FP8
     assert [r["argv"] for r in h.records("hf")] == [["download", FP8]]
