@@ -100,33 +100,31 @@ def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:
     """What the old shell scripts did: create a pod, poll it until it serves, then the next one.
     Same client, same create body, same readiness check and poll schedule as the provider; the only
     difference is that nothing runs in parallel."""
-    import startup
-    from runpod_deploy.config import DEFAULT_GPU_TYPES, ModelConfig
+    from runpod_deploy import pod_env
+    from runpod_deploy.config import StackConfig
     from runpod_deploy.model_server import PORTS
     from runpod_provider.client import RunPodClient
-    from runpod_provider.naming import new_pod_name
+    from runpod_provider.naming import name_prefix, new_pod_name
     from runpod_provider.pod import _delete_and_wait
     from runpod_provider.readiness import ReadinessWaiter
     from runpod_provider.spec import PodSpec
 
+    cfg = StackConfig.model_validate({"project": "runpod-deploy", "stack": "baseline",
+                                      "networkVolumeId": "fuzzvol01eu", "models": models})
     client = RunPodClient(emu.api_key, emu.api_url)
     created: list[str] = []
     start = time.monotonic()
     try:
-        for name, raw in models.items():
-            m = ModelConfig.model_validate(raw)
-            env = startup.startup_env(
-                pod_label=name, model_id=m.model_id, served_model_name=m.served_model_name,
-                model_local_dir=m.local_dir,
-                gpu_profiles={g: p.model_dump(exclude_none=True) for g, p in m.gpu_profiles.items()})
+        for name in models:
+            prefix = name_prefix(cfg.project, cfg.stack, name)
             spec = PodSpec(
-                name_prefix=f"runpod-deploy-baseline-{name}", name=new_pod_name(f"runpod-deploy-baseline-{name}"),
-                image="runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404", gpu_type_ids=DEFAULT_GPU_TYPES,
-                data_center_ids=["EU-RO-1"], network_volume_id="fuzzvol01eu", min_cuda_version="12.8",
-                start_ssh=True, ports=PORTS, env=env,
+                name_prefix=prefix, name=new_pod_name(prefix), image=cfg.image,
+                gpu_type_ids=cfg.gpu_types, data_center_ids=[cfg.data_center],
+                network_volume_id=cfg.network_volume_id, min_cuda_version=cfg.min_cuda_version,
+                start_ssh=True, ports=PORTS, env=pod_env.startup_env(name, cfg.models[name], cfg),
                 secret_env={"VLLM_API_KEY": secrets.token_urlsafe(32), "WEBUI_ADMIN_PASSWORD": secrets.token_urlsafe(32),
                             "WEBUI_SECRET_KEY": secrets.token_urlsafe(48)},
-                start_command=startup.bootstrap_command(),
+                start_command=pod_env.bootstrap_command(),
                 readiness=[{"port": 8000, "path": "/health"}, {"port": 3000, "path": "/health"}])
             pod = client.create_pod(spec.create_request(spec.gpu_type_ids[0]))
             created.append(pod.id)

@@ -18,6 +18,9 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
+from runpod_provider.client import find_api_key
+from runpod_provider.provider_errors import MISSING_API_KEY
+
 from .schema import DEFAULT_GPU_TYPES, NS, GpuProfile, ModelConfig, StackConfig
 
 __all__ = ["NS", "DEFAULT_GPU_TYPES", "ConfigError", "GpuProfile", "ModelConfig", "StackConfig", "load",
@@ -68,7 +71,7 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None) 
     raw: dict[str, Any] = {
         "project": project,
         "stack": stack,
-        "apiKey": get("runpod:apiKey") or env.get("RUNPOD_API_KEY"),
+        "apiKey": find_api_key(get("runpod:apiKey"), env),
     }
     for name, field in StackConfig.model_fields.items():  # every key of the schema, read the same way
         meta, key = _meta(field), field.alias or name
@@ -84,8 +87,7 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None) 
     if problems:
         raise ConfigError(problems)
     if not raw["apiKey"]:  # reported with the other problems, not after they are fixed
-        problems.append("runpod:apiKey is not set: run `pulumi config set --secret runpod:apiKey <key>` "
-                        "or export RUNPOD_API_KEY")
+        problems.append(f"runpod:apiKey: {MISSING_API_KEY}")
     try:
         cfg = StackConfig.model_validate(raw)
     except ValidationError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pulumi
 
+from runpod_provider import naming
 from runpod_provider.pod import Pod
 
 from . import pod_env
@@ -47,7 +48,7 @@ class ModelServer(pulumi.ComponentResource):
             secret_env["HF_TOKEN"] = pulumi.Output.secret(cfg.hf_token)
 
         pod = Pod(name, {
-            "name_prefix": f"{cfg.project}-{cfg.stack}-{name}".lower(),
+            "name_prefix": naming.name_prefix(cfg.project, cfg.stack, name),
             "image": cfg.image,
             "gpu_type_ids": cfg.gpu_types_for(model),
             "gpu_count": model.gpu_count,
