@@ -93,13 +93,18 @@ class Project:
         self.path = Path(path)
         self.env = dict(env or {})
 
-    def run(self, *args: str, input: str | None = None, check: bool = True,
+    def run(self, *args: str, input: str | None = None, check: bool = True, echo: bool = False,
             timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
+        """`pulumi <args>` in the project directory. `echo` prints its output as it comes (stderr
+        merged into stdout), for a person watching, e.g. the demo."""
         env = {**os.environ, **self.env}
         env["PATH"] = search_path(env.get("PATH", ""))
         argv = ["pulumi", *args]
-        res = subprocess.run(argv, cwd=self.path, env=env, input=input, capture_output=True, text=True,
-                             timeout=timeout)
+        if echo:
+            res = _run_echoed(argv, self.path, env, timeout)
+        else:
+            res = subprocess.run(argv, cwd=self.path, env=env, input=input, capture_output=True, text=True,
+                                 timeout=timeout)
         if check and res.returncode != 0:
             raise CommandError(argv, res.returncode, res.stdout, res.stderr)
         return res
@@ -108,6 +113,18 @@ class Project:
         """`pulumi stack select --create <name>`: the stack, made if it does not exist."""
         self.run("stack", "select", "--create", name)
         return Stack(self, name)
+
+
+def _run_echoed(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    lines: list[str] = []
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+        code = proc.wait(timeout=timeout)
+    return subprocess.CompletedProcess(argv, code, "".join(lines), "")
 
 
 class Stack:
@@ -128,21 +145,22 @@ class Stack:
         return self.project.run(*args, "--stack", self.name, **kw)
 
     # --- the operations -------------------------------------------------------------------------
-    def _op(self, *args: str) -> Result:
-        res = self.pulumi(*args, "--color", "never")
+    def _op(self, *args: str, echo: bool = False) -> Result:
+        res = self.pulumi(*args, "--color", "never", echo=echo)
         return Result(self, res.stdout, res.stderr, parse_changes(res.stdout))
 
-    def preview(self, *extra: str) -> Result:
-        return self._op("preview", *extra)
+    def preview(self, *extra: str, echo: bool = False) -> Result:
+        return self._op("preview", *extra, echo=echo)
 
-    def up(self, *extra: str) -> Result:
-        return self._op("up", "--yes", "--skip-preview", *extra)
+    def up(self, *extra: str, echo: bool = False) -> Result:
+        """`pulumi up --yes --skip-preview`: what a script or CI runs (no prompt, no second preview)."""
+        return self._op("up", "--yes", "--skip-preview", *extra, echo=echo)
 
-    def refresh(self, *extra: str) -> Result:
-        return self._op("refresh", "--yes", "--skip-preview", *extra)
+    def refresh(self, *extra: str, echo: bool = False) -> Result:
+        return self._op("refresh", "--yes", "--skip-preview", *extra, echo=echo)
 
-    def destroy(self, *extra: str) -> Result:
-        return self._op("destroy", "--yes", "--skip-preview", *extra)
+    def destroy(self, *extra: str, echo: bool = False) -> Result:
+        return self._op("destroy", "--yes", "--skip-preview", *extra, echo=echo)
 
     def cancel(self) -> None:
         self.pulumi("cancel", "--yes")
