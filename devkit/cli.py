@@ -27,7 +27,8 @@ TIMEOUT_S = 900
 
 def search_path(path: str | None = None) -> str:
     """PATH with the project's pulumi (.tools/bin) and venv first, as `. scripts/env.sh` sets it."""
-    return os.pathsep.join([str(TOOLS), str(ROOT / ".venv" / "bin"), path if path is not None else os.environ.get("PATH", "")])
+    rest = path if path is not None else os.environ.get("PATH", "")
+    return os.pathsep.join([str(TOOLS), str(ROOT / ".venv" / "bin"), rest])
 
 
 def isolated_env(base: Path, passphrase: str = "devkit-passphrase") -> dict[str, str]:

@@ -21,6 +21,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devkit.cli import search_path  # noqa: E402
+
 DOC = ROOT / "docs" / "reliability.md"
 TESTS = ["tests/engine/test_faults.py", "tests/engine/test_bad_input.py"]
 MARKER = "<!-- Generated below by scripts/reliability_report.py from the tests' measurements: do not edit by hand. -->"
@@ -29,7 +33,7 @@ SECTIONS = {"faults": "fault: ", "bad input": "bad input: "}
 DEFAULT_INTRO = f"""# Reliability
 
 What the program does when RunPod, the network, the operator or the configuration misbehaves.
-Each row is one end-to-end test (`tests/engine/`): the real Pulumi CLI and engine, the real program,
+Each row is one end-to-end test (`tests/engine/`): the plain Pulumi CLI and engine, the real program,
 against the local RunPod emulator's fault injection. *Pods leaked* is measured from the emulator at
 the end of the test: pods alive on "RunPod" that the stack's state does not hold (they would bill,
 and `pulumi destroy` would not remove them).
@@ -39,10 +43,7 @@ and `pulumi destroy` would not remove them).
 
 
 def run_tests(report: Path, pytest_args: list[str]) -> int:
-    env = dict(os.environ, RELIABILITY_REPORT=str(report))
-    tools = ROOT / ".tools" / "bin"
-    if tools.is_dir():  # as `. scripts/env.sh` would
-        env["PATH"] = os.pathsep.join([str(tools), str(ROOT / ".venv" / "bin"), env.get("PATH", "")])
+    env = dict(os.environ, RELIABILITY_REPORT=str(report), PATH=search_path())  # as `. scripts/env.sh` would
     cmd = [sys.executable, "-m", "pytest", *TESTS, "-q", "-p", "no:cacheprovider", *pytest_args]
     print("+", " ".join(cmd), flush=True)
     return subprocess.call(cmd, cwd=ROOT, env=env)
