@@ -8,6 +8,9 @@ kept. If any test fails, the document is left as it was and the exit status is p
 
 Extra arguments go to pytest (e.g. `-k killed` for a quick look; the document then holds only
 those rows, so regenerate in full before committing).
+
+`--from-rows FILE` renders rows already recorded (e.g. by a whole-suite run with
+RELIABILITY_REPORT=FILE that passed) without running the tests again.
 """
 
 from __future__ import annotations
@@ -74,12 +77,19 @@ def render(rows: list[dict]) -> str:
             f"Generated on {when} by `python scripts/reliability_report.py`.\n")
 
 
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def main(argv: list[str]) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "reliability.jsonl"
-        report.touch()
-        rc = run_tests(report, argv)
-        rows = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+    if argv[:1] == ["--from-rows"] and len(argv) == 2:
+        rc, rows = 0, read_rows(Path(argv[1]))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "reliability.jsonl"
+            report.touch()
+            rc = run_tests(report, argv)
+            rows = read_rows(report)
     if rc != 0:
         print(f"tests failed (exit {rc}): {DOC.relative_to(ROOT)} left unchanged", file=sys.stderr)
         return rc
