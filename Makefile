@@ -1,24 +1,32 @@
-# The README's two commands: `make up` (deploy the dev stack) and `make test` (the whole suite).
+# The README's commands. `make up` is `pulumi up` for the stack (STACK, default dev), after setup.
 SHELL := /bin/bash
 STACK ?= dev
-RUN = . scripts/env.sh && python -m runpod_deploy.run
+ENV = . scripts/env.sh
 
 .PHONY: setup up preview refresh destroy outputs gpus pods test demo emulator bench
 
 setup:
 	@bash scripts/setup.sh
 
-up preview refresh destroy outputs gpus pods: setup
-	@$(RUN) $@ --stack $(STACK)
+# The plain CLI; the stack is created on first use (its config is Pulumi.$(STACK).yaml). ARGS adds flags.
+up preview refresh destroy: setup
+	@$(ENV) && pulumi stack select --create $(STACK) && pulumi $@ --stack $(STACK) $(ARGS)
+
+outputs: setup
+	@$(ENV) && pulumi stack output --stack $(STACK) $(ARGS)
+
+gpus pods: setup
+	@$(ENV) && python -m runpod_deploy.run $@ --stack $(STACK)
 
 test: setup
-	@. scripts/env.sh && python -m pytest
+	@$(ENV) && python -m pytest
 
 demo: setup
-	@. scripts/env.sh && python scripts/demo.py
+	@$(ENV) && python scripts/demo.py
 
 emulator: setup
-	@. scripts/env.sh && python -m runpod_emulator --port $${PORT:-8765}
+	@$(ENV) && python -m runpod_emulator --port $${PORT:-8765}
 
+# The bench's own requirements (matplotlib) go into .venv first; the program and tests never need them.
 bench: setup
-	@. scripts/env.sh && python bench/run.py
+	@$(ENV) && python -m pip install -q --disable-pip-version-check -r bench/requirements.txt && python bench/run.py $(ARGS)

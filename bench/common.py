@@ -1,9 +1,9 @@
 """Shared pieces of the benchmarks: a throwaway Pulumi backend, stacks of the real program against an
-emulator, timing of one operation with the emulator's request log, and model configs of any size."""
+emulator (devkit: the plain `pulumi` CLI, as a user runs it), timing of one operation with the
+emulator's request log, and model configs of any size."""
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shutil
@@ -12,31 +12,15 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
+from devkit.cli import ROOT, Project, Stack, isolated_env  # noqa: F401  (ROOT: startup_bench)
+from devkit.program import dev_models, emulated_stack, models_for  # noqa: F401  (re-exported)
 
-ROOT = Path(__file__).resolve().parents[1]
-VOLUME = "fuzzvol01eu"  # the emulator's seeded network volume in EU-RO-1
-DEV_MODELS = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["runpod-deploy:models"]
 POD_PATH = re.compile(r"^/v2/pods/[a-z0-9]+")
 MUTATING = ("POST", "PATCH", "DELETE")
-
-
-def models_for(n: int) -> dict[str, Any]:
-    """n models from the dev stack: olmocr, qwen3vl, then copies of olmocr (olmocr-3, olmocr-4, …)
-    with their own served names, as a user adding models by config would write them."""
-    models = copy.deepcopy(DEV_MODELS)
-    out = dict(list(models.items())[:n])
-    i = len(out) + 1
-    while len(out) < n:
-        m = copy.deepcopy(DEV_MODELS["olmocr"])
-        m["servedModelName"] = f"olmocr-{i}"
-        out[f"olmocr-{i}"] = m
-        i += 1
-    return out
 
 
 def norm_path(path: str) -> str:
@@ -101,13 +85,7 @@ class Sandbox:
 
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="runpod-deploy-bench-"))
-        (self.tmp / "state").mkdir()
-        os.environ.update(
-            PULUMI_BACKEND_URL=f"file://{self.tmp / 'state'}",
-            PULUMI_HOME=str(self.tmp / "pulumi-home"),
-            PULUMI_CONFIG_PASSPHRASE="bench-passphrase",
-            PULUMI_SKIP_UPDATE_CHECK="true",
-        )
+        os.environ.update(isolated_env(self.tmp, passphrase="bench-passphrase"))
         os.environ.pop("PULUMI_ACCESS_TOKEN", None)
         # The provider must use its production poll schedule; the program must use the stack config.
         for k in ("RUNPOD_DEPLOY_POLL_S", "RUNPOD_API_KEY", "HF_TOKEN", "PREFERRED_DATACENTER", "NETWORK_VOLUME_ID"):
@@ -119,8 +97,7 @@ class Sandbox:
 
 @contextmanager
 def pointed_at(emu):
-    """The inline program runs in this process: point its config checks (and readiness probes run
-    here, e.g. by the baseline) at `emu`."""
+    """Point code run in this process (the baseline's readiness probes) at `emu`."""
     saved = {k: os.environ.get(k) for k in ("RUNPOD_API_URL", "RUNPOD_PROXY_URL")}
     os.environ.update(RUNPOD_API_URL=emu.api_url, RUNPOD_PROXY_URL=emu.proxy_url)
     try:
@@ -133,47 +110,17 @@ def pointed_at(emu):
                 os.environ[k] = v
 
 
-@dataclass
-class BenchStack:
-    """A stack of the real program (Pulumi.yaml from the repo, Pulumi.<stack>.yaml written here)."""
-
-    stack: Any
-    work_dir: Path
-    models: dict[str, Any] = field(default_factory=dict)
-
-    def set_models(self, models: dict[str, Any]) -> None:
-        path = self.work_dir / f"Pulumi.{self.stack.name}.yaml"
-        doc = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}  # keeps encryptionsalt
-        doc["config"] = {**(doc.get("config") or {}), **{
-            "runpod-deploy:networkVolumeId": VOLUME,
-            "runpod-deploy:dataCenter": "EU-RO-1",
-            "runpod-deploy:models": models,
-        }}
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        self.models = models
+def make_stack(sandbox: Sandbox, name: str, emu, models: dict[str, Any], extra_env: dict[str, str] | None = None) -> Stack:
+    """A stack of the real program in its own checkout (sandbox/<name>), like Pulumi.dev.yaml but with
+    `models`; change its models later with `stack.write_config({**stack.config, "models": ...})`."""
+    return emulated_stack(emu, sandbox.tmp / name, name, models=models, env=extra_env)
 
 
-def make_stack(sandbox: Sandbox, name: str, emu, models: dict[str, Any], extra_env: dict[str, str] | None = None) -> BenchStack:
-    from pulumi import automation as auto
-
-    from runpod_deploy.run import stack as run_stack
-
-    work = sandbox.tmp / name
-    work.mkdir()
-    shutil.copy(ROOT / "Pulumi.yaml", work / "Pulumi.yaml")
-    env = {"RUNPOD_API_URL": emu.api_url, "RUNPOD_PROXY_URL": emu.proxy_url, **(extra_env or {})}
-    st = run_stack(name, work_dir=work, env=env)
-    bs = BenchStack(st, work)
-    bs.set_models(models)
-    st.set_config("runpod:apiKey", auto.ConfigValue(emu.api_key, secret=True))
-    return bs
-
-
-def empty_stack(sandbox: Sandbox):
-    """An inline Python program that declares nothing, in its own project."""
-    from pulumi import automation as auto
-
+def empty_stack(sandbox: Sandbox) -> Stack:
+    """A Python program that declares nothing, in its own project, run by the same CLI and language host."""
     work = sandbox.tmp / "empty-project"
     work.mkdir()
-    opts = auto.LocalWorkspaceOptions(work_dir=str(work), env_vars={"PULUMI_SKIP_UPDATE_CHECK": "true"})
-    return auto.create_or_select_stack(stack_name="empty", project_name="bench-empty", program=lambda: None, opts=opts)
+    (work / "Pulumi.yaml").write_text(
+        f"name: bench-empty\nruntime:\n  name: python\n  options:\n    virtualenv: {ROOT / '.venv'}\n")
+    (work / "__main__.py").write_text("# declares nothing: what remains of a preview is the engine's own cost\n")
+    return Project(work).stack("empty")

@@ -52,9 +52,9 @@ def run(sandbox: Sandbox, d: float, ns: list[int], preview_runs: int, say) -> Pr
                     continue  # measured in the lifecycle above
                 bs = make_stack(sandbox, f"bench{n}", emu, models_for(n))
                 say(f"up, {n} models")
-                res.ups[n] = timed("up", emu, bs.stack.up)
+                res.ups[n] = timed("up", emu, bs.up)
                 say(f"  {res.ups[n].wall:.1f} s; destroy")
-                res.destroys[n] = timed("destroy", emu, bs.stack.destroy)
+                res.destroys[n] = timed("destroy", emu, bs.destroy)
             say(f"baseline: {max(ns)} pods one after the other through RunPodClient")
             _baseline(emu, models_for(max(ns)), res)
             say("  " + ", ".join(f"{t:.1f}" for t in res.baseline) + " s (cumulative)")
@@ -70,14 +70,14 @@ def _lifecycle(sandbox: Sandbox, emu, res: ProvisioningResults, preview_runs: in
     bs = make_stack(sandbox, "bench2", emu, models)
     empty = empty_stack(sandbox)
     say("preview (2 models, nothing deployed)")
-    res.ops["preview"] = timed("preview", emu, bs.stack.preview)
+    res.ops["preview"] = timed("preview", emu, bs.preview)
     say("up, 2 models")
-    res.ops["up"] = res.ups[2] = timed("up", emu, bs.stack.up)
+    res.ops["up"] = res.ups[2] = timed("up", emu, bs.up)
     say(f"  {res.ups[2].wall:.1f} s")
     say(f"engine overhead: {preview_runs}× no-op preview of the program, {preview_runs}× preview of an empty program")
     empty.preview()  # first run of the empty project pays one-time setup; not counted
     for i in range(preview_runs):  # interleaved, so a colleague's load spike hits both alike
-        op = timed("preview (no-op)", emu, bs.stack.preview)
+        op = timed("preview (no-op)", emu, bs.preview)
         res.noop_previews.append(op.wall)
         if i == 0:
             res.ops["preview (no-op)"] = op
@@ -85,15 +85,15 @@ def _lifecycle(sandbox: Sandbox, emu, res: ProvisioningResults, preview_runs: in
         empty.preview()
         res.empty_previews.append(time.monotonic() - start)
     say("no-op up, refresh, running: false flip, running: true again, destroy")
-    res.ops["up (no-op)"] = timed("up (no-op)", emu, bs.stack.up)
-    res.ops["refresh"] = timed("refresh", emu, bs.stack.refresh)
+    res.ops["up (no-op)"] = timed("up (no-op)", emu, bs.up)
+    res.ops["refresh"] = timed("refresh", emu, bs.refresh)
     flipped = copy.deepcopy(models)
     flipped["olmocr"]["running"] = False
-    bs.set_models(flipped)
-    res.ops["up (olmocr running: false)"] = timed("up (running: false)", emu, bs.stack.up)
-    bs.set_models(models)
-    res.ops["up (olmocr running: true again)"] = timed("up (running: true)", emu, bs.stack.up)
-    res.ops["destroy"] = res.destroys[2] = timed("destroy", emu, bs.stack.destroy)
+    bs.write_config({**bs.config, "models": flipped})
+    res.ops["up (olmocr running: false)"] = timed("up (running: false)", emu, bs.up)
+    bs.write_config({**bs.config, "models": models})
+    res.ops["up (olmocr running: true again)"] = timed("up (running: true)", emu, bs.up)
+    res.ops["destroy"] = res.destroys[2] = timed("destroy", emu, bs.destroy)
 
 
 def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:

@@ -67,8 +67,8 @@ def targets(p: ProvisioningResults, polls, st: StartupResults) -> list[dict[str,
                    f"({span / d:.2f}×D) after the first create (the schedule's first poll at or after D is at "
                    f"{schedule_floor(d):.2f} s). "
                    + ("The excess is the " if not met else "The ")
-                   + f"{fixed} (a no-op preview creates no secrets, writes no state, and the Automation API's "
-                     f"`up()` runs `stack output` and `stack history` afterwards){alt}")
+                   + f"{fixed} (a no-op preview creates no secrets and writes no state; "
+                     f"an `up` does both and saves the checkpoint){alt}")
         out.append(dict(target=f"`up` of {n} models ≤ {TARGET_FACTOR}×D + overhead = {limit:.1f} s",
                         measured=f"{up.wall:.1f} s ({up.wall / d:.2f}×D)", status="met" if met else "missed", why=why))
     noop = p.ops.get("up (no-op)")
@@ -143,7 +143,7 @@ def markdown(meta: dict[str, Any], p: ProvisioningResults, polls, st: StartupRes
     lines += ["Times in the last columns are seconds after `up` was called, from the emulator's request log. "
               "\"Before\" is the CLI start, the program (config checks), 3 generated secrets per model, check/diff and "
               "each create's orphan sweep and catalog read; \"after\" is the engine finishing (outputs, state "
-              "write) and the Automation API's own `pulumi stack output` / `stack history` calls that `up()` makes.", ""]
+              "write) and the CLI exiting. Each `up` is one plain `pulumi up --yes --skip-preview`.", ""]
     if p.baseline:
         lines += ["Baseline, cumulative seconds until pod k serves: "
                   + ", ".join(f"k={i + 1}: {t:.1f}" for i, t in enumerate(p.baseline))
@@ -217,7 +217,7 @@ def markdown(meta: dict[str, Any], p: ProvisioningResults, polls, st: StartupRes
     lines += ["## 4. Engine overhead", ""]
     pre, emp = p.noop_previews, p.empty_previews
     rows = [["no-op `preview` of the program (2 models deployed)", len(pre), _s(median(pre)), f"{min(pre):.2f}–{max(pre):.2f}"],
-            ["`preview` of an empty inline Python program", len(emp), _s(median(emp)), f"{min(emp):.2f}–{max(emp):.2f}"]]
+            ["`preview` of an empty Python program (its own project)", len(emp), _s(median(emp)), f"{min(emp):.2f}–{max(emp):.2f}"]]
     lines += [_table(["", "runs", "median (s)", "range (s)"], rows), ""]
     extra = []
     if "preview" in ops:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from .schema import ModelConfig, StackConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+# Not resolve(): the template is the one beside this checkout of the package, even when the package
+# directory is a symlink (devkit builds test projects that way).
+ROOT = Path(__file__).absolute().parents[1]
 SCRIPT_PATH: Path = ROOT / "startup" / "startup.sh"
 WORKSPACE = "/workspace"  # where the network volume is mounted
 

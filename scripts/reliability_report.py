@@ -8,6 +8,9 @@ kept. If any test fails, the document is left as it was and the exit status is p
 
 Extra arguments go to pytest (e.g. `-k killed` for a quick look; the document then holds only
 those rows, so regenerate in full before committing).
+
+`--from-rows FILE` renders rows already recorded (e.g. by a whole-suite run with
+RELIABILITY_REPORT=FILE that passed) without running the tests again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devkit.cli import search_path  # noqa: E402
+
 DOC = ROOT / "docs" / "reliability.md"
 TESTS = ["tests/engine/test_faults.py", "tests/engine/test_bad_input.py"]
 MARKER = "<!-- Generated below by scripts/reliability_report.py from the tests' measurements: do not edit by hand. -->"
@@ -29,7 +36,7 @@ SECTIONS = {"faults": "fault: ", "bad input": "bad input: "}
 DEFAULT_INTRO = f"""# Reliability
 
 What the program does when RunPod, the network, the operator or the configuration misbehaves.
-Each row is one end-to-end test (`tests/engine/`): the real Pulumi CLI and engine, the real program,
+Each row is one end-to-end test (`tests/engine/`): the plain Pulumi CLI and engine, the real program,
 against the local RunPod emulator's fault injection. *Pods leaked* is measured from the emulator at
 the end of the test: pods alive on "RunPod" that the stack's state does not hold (they would bill,
 and `pulumi destroy` would not remove them).
@@ -39,10 +46,7 @@ and `pulumi destroy` would not remove them).
 
 
 def run_tests(report: Path, pytest_args: list[str]) -> int:
-    env = dict(os.environ, RELIABILITY_REPORT=str(report))
-    tools = ROOT / ".tools" / "bin"
-    if tools.is_dir():  # as `. scripts/env.sh` would
-        env["PATH"] = os.pathsep.join([str(tools), str(ROOT / ".venv" / "bin"), env.get("PATH", "")])
+    env = dict(os.environ, RELIABILITY_REPORT=str(report), PATH=search_path())  # as `. scripts/env.sh` would
     cmd = [sys.executable, "-m", "pytest", *TESTS, "-q", "-p", "no:cacheprovider", *pytest_args]
     print("+", " ".join(cmd), flush=True)
     return subprocess.call(cmd, cwd=ROOT, env=env)
@@ -73,12 +77,19 @@ def render(rows: list[dict]) -> str:
             f"Generated on {when} by `python scripts/reliability_report.py`.\n")
 
 
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def main(argv: list[str]) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "reliability.jsonl"
-        report.touch()
-        rc = run_tests(report, argv)
-        rows = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+    if argv[:1] == ["--from-rows"] and len(argv) == 2:
+        rc, rows = 0, read_rows(Path(argv[1]))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "reliability.jsonl"
+            report.touch()
+            rc = run_tests(report, argv)
+            rows = read_rows(report)
     if rc != 0:
         print(f"tests failed (exit {rc}): {DOC.relative_to(ROOT)} left unchanged", file=sys.stderr)
         return rc

@@ -1,4 +1,4 @@
-"""Fixtures that drive the real Pulumi CLI through the Automation API on a throwaway file backend."""
+"""Fixtures for driving the plain Pulumi CLI (devkit.cli) on a throwaway file backend."""
 
 from __future__ import annotations
 
@@ -9,21 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.harness import ROOT, TOOLS
-
-
-def _pulumi_available() -> bool:
-    if TOOLS.is_dir():
-        os.environ["PATH"] = f"{TOOLS}{os.pathsep}{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
-    return shutil.which("pulumi") is not None
+from devkit.cli import LANGUAGE_HOST, search_path
 
 
 @pytest.fixture(scope="session")
 def pulumi_cli() -> str:
-    if not _pulumi_available():
+    """The CLI's version. Fails (never skips) without `pulumi` or without the Python language host
+    beside it: without the host, `pulumi up` cannot run a Python program at all."""
+    os.environ["PATH"] = search_path()
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
         pytest.fail("no `pulumi` CLI: run `bash scripts/setup.sh` (the README's `make test` does)")
-    version = subprocess.run(["pulumi", "version"], capture_output=True, text=True, check=True).stdout.strip()
-    return version
+    if shutil.which(LANGUAGE_HOST) is None and not (Path(pulumi).resolve().parent / LANGUAGE_HOST).exists():
+        pytest.fail(f"no {LANGUAGE_HOST} beside {pulumi}: `pulumi up` cannot run a Python program. "
+                    "Run `bash scripts/setup.sh` (it builds the host next to a CLI built from the Go module proxy)")
+    return subprocess.run(["pulumi", "version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ emulator records no create, update or delete. The README's reliability table lis
 from __future__ import annotations
 
 import pytest
-from pulumi import automation as auto
 
+from devkit.cli import CommandError
 from tests.engine.harness import deploy, dev_models
 from tests.engine.reliability import record_rejection
 
@@ -102,8 +102,8 @@ def test_bad_config_is_rejected_at_preview_before_any_pod(engine_emulator, tmp_p
                                                           request):
     d = deploy(engine_emulator, tmp_path, monkeypatch, **kwargs)
     d.write_config({**d.config, **config})
-    with pytest.raises(auto.CommandError) as e:
-        d.stack.preview()
+    with pytest.raises(CommandError) as e:
+        d.preview()
     msg = str(e.value)
     for part in expected:
         assert part in msg, f"{part!r} not in:\n{msg[-2000:]}"

@@ -15,15 +15,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from pulumi import automation as auto
 
+from devkit.cli import CommandError, search_path
 from runpod_provider.client import RunPodClient
-from tests.engine.harness import ROOT, deploy, dev_models
+from tests.engine.harness import deploy, dev_models
 from tests.engine.reliability import leaked, live_pod_ids, record, state_pod_ids
 
 SECTION = "faults"
@@ -78,14 +77,14 @@ def test_a_create_that_fails_after_creating_the_pod_adopts_it(engine_emulator, t
     d = deploy(emu, tmp_path, monkeypatch, models={m: dev_models()[m] for m in models})
     for f in faults:
         emu.inject(**({"method": "POST", "path": "/v2/pods$"} | f))
-    up = d.stack.up()
+    up = d.up()
     fired(emu)
     assert answers(emu, method="POST", path="/v2/pods") == [answer] * len(models)  # one create per model
     assert answers(emu, method="DELETE") == []  # nothing had to be cleaned up
     pods = emu.pods()
     assert len(pods) == len(models)
     for m in models:
-        [pod] = [p for p in pods if p["name"].startswith(f"runpod-deploy-{d.stack.name}-{m}-")]
+        [pod] = [p for p in pods if p["name"].startswith(f"runpod-deploy-{d.name}-{m}-")]
         assert pod_id_in_state(d, m) == pod["id"] == up.outputs[f"{m}_pod_id"].value
         assert pod["status"] == "RUNNING"
     n = assert_no_orphans(d, emu)
@@ -101,7 +100,7 @@ def test_a_create_whose_pod_is_listed_late_is_still_adopted_by_the_same_up(engin
     d = deploy(emu, tmp_path, monkeypatch, models=one_model())
     emu.inject(kind="after_effect", status=500, method="POST", path="/v2/pods$")
     emu.inject(kind="list_lag", seconds=8, method="POST", path="/v2/pods$")
-    up = d.stack.up()
+    up = d.up()
     fired(emu)
     [pod] = emu.pods()
     assert up.outputs["olmocr_pod_id"].value == pod["id"] == pod_id_in_state(d)
@@ -120,8 +119,8 @@ def test_a_create_whose_pod_is_listed_too_late_to_adopt_is_swept_by_the_next_up(
     d = deploy(emu, tmp_path, monkeypatch, models=one_model(), env={"RUNPOD_DEPLOY_ADOPT_WAIT_S": "5"})
     emu.inject(kind="after_effect", status=500, method="POST", path="/v2/pods$")
     emu.inject(kind="list_lag", seconds=8, method="POST", path="/v2/pods$")
-    with pytest.raises(auto.CommandError) as e:
-        d.stack.up()
+    with pytest.raises(CommandError) as e:
+        d.up()
     fired(emu)
     [lost] = emu.pods()
     msg = str(e.value)
@@ -138,7 +137,7 @@ def test_a_create_whose_pod_is_listed_too_late_to_adopt_is_swept_by_the_next_up(
             assert time.monotonic() < deadline, "the lagging pod never appeared in the list"
             time.sleep(0.5)
     since = len(emu.requests)
-    d.stack.up()
+    d.up()
     assert answers(emu, since, "DELETE", f"/v2/pods/{lost['id']}") == [204]
     [pod] = emu.pods()
     assert pod["id"] != lost["id"] and pod_id_in_state(d) == pod["id"]
@@ -173,7 +172,7 @@ WHAT = {
 def test_rate_limits_and_server_errors(engine_emulator, tmp_path, monkeypatch, operation):
     emu = engine_emulator
     d = deploy(emu, tmp_path, monkeypatch, models=one_model())
-    d.stack.up()
+    d.up()
     first = pod_id_in_state(d)
     since = len(emu.requests)
     for f in GET_FAULTS + DELETE_FAULTS[operation]:
@@ -182,18 +181,18 @@ def test_rate_limits_and_server_errors(engine_emulator, tmp_path, monkeypatch, o
         # A GPU list change replaces the pod (delete, then create): DELETE, POST and GETs all run.
         d.write_config({**d.config, "gpuTypes": ["NVIDIA A100 80GB PCIe"]})
         emu.inject(kind="status", status=429, retry_after=1, method="POST", path="/v2/pods$")
-        res = d.stack.up()
-        assert res.summary.resource_changes.get("replace") == 1
+        res = d.up()
+        assert res.changes.get("replace") == 1
         [pod] = emu.pods()
         assert pod["id"] != first and pod["gpu"]["id"] == "NVIDIA A100 80GB PCIe" and pod["status"] == "RUNNING"
         assert pod_id_in_state(d) == pod["id"]
         assert answers(emu, since, "POST", "/v2/pods") == [429, 201]
     elif operation == "refresh":
-        d.stack.refresh()
+        d.refresh()
         assert pod_id_in_state(d) == first  # a 5xx is not "gone": the pod stays in state
         assert [p["id"] for p in emu.pods()] == [first]
     else:
-        d.stack.destroy()
+        d.destroy()
         assert emu.pods() == [] and d.resources() == []
     fired(emu)
     got = answers(emu, since, "GET")
@@ -216,7 +215,7 @@ def test_drops_and_slow_answers_during_the_readiness_wait(engine_emulator, tmp_p
     emu.inject(kind="drop", path="/proxy/", count=4)
     emu.inject(kind="delay", seconds=12, path="/proxy/", count=1)  # past the probe's 10 s timeout
     emu.inject(kind="delay", seconds=2, path="/proxy/", count=2)
-    up = d.stack.up()
+    up = d.up()
     fired(emu)
     polls = answers(emu, method="GET", path=POD_PATH)
     assert polls[:2] == [None, None] and polls[-1] == 200, polls
@@ -233,8 +232,8 @@ def test_a_pod_that_never_serves_is_deleted_and_the_next_up_succeeds(engine_emul
     emu = engine_emulator
     emu.set_service(ready=False)
     d = deploy(emu, tmp_path, monkeypatch, models=one_model(), extra={"readyTimeoutSeconds": 3})
-    with pytest.raises(auto.CommandError) as e:
-        d.stack.up()
+    with pytest.raises(CommandError) as e:
+        d.up()
     msg = str(e.value)
     assert "never became ready" in msg and "it was deleted" in msg
     assert "runpod-deploy phase=" in msg  # the last log lines travel with the error
@@ -244,7 +243,7 @@ def test_a_pod_that_never_serves_is_deleted_and_the_next_up_succeeds(engine_emul
     failed_leak = assert_no_orphans(d, emu)
     # The service comes back: the next `up` creates a fresh pod and nothing else.
     emu.set_service(ready=True)
-    d.stack.up()
+    d.up()
     [pod] = emu.pods()
     assert pod["id"] != deleted
     n = assert_no_orphans(d, emu)
@@ -291,19 +290,15 @@ def _kill(pids) -> None:
             pass
 
 
-def _pending_operations(d, env) -> list[dict]:
+def _pending_operations(d) -> list[dict]:
     """The stack checkpoint's pending operations, read with the CLI (what the backend really holds)."""
-    import json
-
-    out = subprocess.run(["pulumi", "stack", "export", "--stack", d.stack.name], cwd=d.work_dir, env=env,
-                         capture_output=True, text=True, check=True, timeout=300).stdout
-    return json.loads(out)["deployment"].get("pending_operations") or []
+    return d.export()["deployment"].get("pending_operations") or []
 
 
 KILLS = {
-    # The brief's kill: the runner's process group (runner + pulumi CLI). Pulumi starts provider
-    # plugins in their own process groups, so the dynamic provider outlives it, mid-create.
-    "process group": "the runner's process group (runner, pulumi CLI)",
+    # Ctrl-C's harsher cousin: the `pulumi up` process group (CLI, language host, program). Pulumi
+    # starts provider plugins in their own process groups, so the dynamic provider outlives it, mid-create.
+    "process group": "the `pulumi up` process group (CLI, language host, program)",
     # A machine or container dying: the provider dies too, so nothing can clean up but the next create.
     "whole tree": "the whole process tree, provider included (as if the machine died)",
 }
@@ -317,14 +312,14 @@ def test_up_killed_mid_create_recovers_without_a_duplicate(engine_emulator, tmp_
     emu = engine_emulator
     emu.set_service(ready=False)  # the create cannot finish: it is surely mid-way when killed
     d = deploy(emu, tmp_path, monkeypatch, models=one_model(), extra={"readyTimeoutSeconds": 900})
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # RUNPOD_*, PULUMI_* were set by deploy()/backend
+    env = {**os.environ, **d.project.env, "PATH": search_path()}  # PULUMI_* from the backend fixture
     log_path = tmp_path / "killed-up.log"
     spawned: set[int] = set()
     try:
         with log_path.open("w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "runpod_deploy.run", "up", "--stack", d.stack.name,
-                                     "--work-dir", str(d.work_dir)], cwd=ROOT, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--stack", d.name],
+                                    cwd=d.work_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
             pgid = os.getpgid(proc.pid)
             try:
                 deadline = time.monotonic() + 300
@@ -342,7 +337,7 @@ def test_up_killed_mid_create_recovers_without_a_duplicate(engine_emulator, tmp_
         assert proc.returncode == -signal.SIGKILL
         deadline = time.monotonic() + 60
         while any(p[1] == pgid and p[2] != "Z" for p in _processes().values()):
-            assert time.monotonic() < deadline, "the runner's process group is still alive after SIGKILL"
+            assert time.monotonic() < deadline, "the `pulumi up` process group is still alive after SIGKILL"
             time.sleep(0.2)
         survivors = _alive(spawned)
         if kill == "whole tree":
@@ -351,7 +346,9 @@ def test_up_killed_mid_create_recovers_without_a_duplicate(engine_emulator, tmp_
         killed_id = next(r["path"].rsplit("/", 1)[1] for r in emu.requests if re.fullmatch(POD_PATH, r["path"]))
         assert len(answers(emu, method="POST", path="/v2/pods")) == 1
         assert d.resources() == []  # the state never learnt the pod's id...
-        [pending] = _pending_operations(d, env)  # ...only that a create of it was under way
+        pending_ops = _pending_operations(d)  # ...only that a create of it was under way
+        assert len(pending_ops) == 1, f"pending operations {pending_ops}; the killed up's output:\n{log_path.read_text()}"
+        [pending] = pending_ops
         assert pending["type"] == "creating" and pending["resource"]["type"].endswith("runpod:Pod")
         leaked_after_kill = leaked(d, emu)
         if kill == "whole tree":
@@ -361,23 +358,15 @@ def test_up_killed_mid_create_recovers_without_a_duplicate(engine_emulator, tmp_
         emu.set_service(ready=True)
         since = len(emu.requests)
 
-        def cli(*args: str) -> None:
-            r = subprocess.run(["pulumi", *args, "--stack", d.stack.name], cwd=d.work_dir, env=env,
-                               capture_output=True, text=True, timeout=600)
-            assert r.returncode == 0, r.stdout + r.stderr
-
-        # The CLI starts the dynamic provider from Pulumi.yaml's `virtualenv: .venv`, relative to the
-        # project: in the repo that is the real venv; this test's project is a copy, so link it.
-        (d.work_dir / ".venv").symlink_to(ROOT / ".venv")
-        with pytest.raises(auto.CommandError, match="locked"):  # why `pulumi cancel` comes first
-            d.stack.up()
-        cli("cancel", "--yes")
+        with pytest.raises(CommandError, match="locked"):  # why `pulumi cancel` comes first
+            d.up()
+        d.cancel()
         if "refresh" in recovery:
-            cli("refresh", "--clear-pending-creates", "--yes")
-            assert _pending_operations(d, env) == []
-        recovered = d.stack.up()
+            d.refresh("--clear-pending-creates")
+            assert _pending_operations(d) == []
+        recovered = d.up()
         swept = f"deleting orphan pod {killed_id}" in recovered.stdout
-        stale = _pending_operations(d, env)
+        stale = _pending_operations(d)
         if "refresh" in recovery:
             assert stale == []
         else:
@@ -385,8 +374,8 @@ def test_up_killed_mid_create_recovers_without_a_duplicate(engine_emulator, tmp_
             # shows, and `refresh --clear-pending-creates` drops it.
             assert [op["type"] for op in stale] == ["creating"]
             before = len(emu.requests)
-            again = d.stack.up()
-            assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
+            again = d.up()
+            assert set(again.changes) == {"same"}, again.changes
             assert [r for r in emu.requests[before:] if r["method"] in ("POST", "PATCH", "DELETE")] == []
         assert 204 in answers(emu, 0, "DELETE", f"/v2/pods/{killed_id}")  # gone, by the sweep or the survivor
         if kill == "whole tree":
@@ -416,12 +405,12 @@ def test_up_killed_mid_create_recovers_without_a_duplicate(engine_emulator, tmp_
 def test_a_pod_deleted_outside_pulumi_is_recreated(engine_emulator, tmp_path, monkeypatch):
     emu = engine_emulator
     d = deploy(emu, tmp_path, monkeypatch, models=one_model())
-    d.stack.up()
+    d.up()
     gone = pod_id_in_state(d)
     emu.delete_pod_out_of_band(gone)
-    d.stack.refresh()
+    d.refresh()
     assert d.resources() == []  # refresh dropped it
-    d.stack.up()
+    d.up()
     [pod] = emu.pods()
     assert pod["id"] != gone and pod_id_in_state(d) == pod["id"] and pod["status"] == "RUNNING"
     n = assert_no_orphans(d, emu)
@@ -432,15 +421,15 @@ def test_a_pod_deleted_outside_pulumi_is_recreated(engine_emulator, tmp_path, mo
 def test_a_pod_stopped_outside_pulumi_is_started_again(engine_emulator, tmp_path, monkeypatch):
     emu = engine_emulator
     d = deploy(emu, tmp_path, monkeypatch, models=one_model())  # running: true (the default)
-    d.stack.up()
+    d.up()
     pod_id = pod_id_in_state(d)
     emu.stop_pod_out_of_band(pod_id)
-    d.stack.refresh()
+    d.refresh()
     [r] = d.resources()
     assert r["id"] == pod_id and r["outputs"]["running"] is False and r["outputs"]["status"] == "EXITED"
     since = len(emu.requests)
-    up = d.stack.up()
-    assert up.summary.resource_changes.get("update") == 1
+    up = d.up()
+    assert up.changes.get("update") == 1
     assert ("POST", f"/v2/pods/{pod_id}/action") in [(x["method"], x["path"]) for x in emu.requests[since:]]
     assert answers(emu, since, "POST", "/v2/pods") == []  # started, not recreated
     [pod] = emu.pods()
@@ -456,12 +445,12 @@ def test_a_pod_stopped_outside_pulumi_is_started_again(engine_emulator, tmp_path
 def test_destroy_when_pods_are_already_gone_or_stopped(engine_emulator, tmp_path, monkeypatch):
     emu = engine_emulator
     d = deploy(emu, tmp_path, monkeypatch)  # both models
-    d.stack.up()
+    d.up()
     gone, stopped = pod_id_in_state(d, "olmocr"), pod_id_in_state(d, "qwen3vl")
     emu.delete_pod_out_of_band(gone)
     emu.stop_pod_out_of_band(stopped)
     since = len(emu.requests)
-    d.stack.destroy()
+    d.destroy()
     assert answers(emu, since, "DELETE", f"/v2/pods/{gone}") == [404]
     assert answers(emu, since, "DELETE", f"/v2/pods/{stopped}") == [204]
     assert emu.pods() == [] and d.resources() == []

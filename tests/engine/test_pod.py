@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pulumi import automation as auto
 
+from devkit.cli import CommandError
+from devkit.program import own_copy
 from tests.engine.harness import deploy, dev_models
 
 
@@ -22,7 +23,7 @@ def only_pod(d) -> dict:
 def test_falls_back_to_a100_when_l40s_has_no_stock(engine_emulator, tmp_path, monkeypatch):
     engine_emulator.set_stock("EU-RO-1", "NVIDIA L40S", "NONE")
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
-    up = d.stack.up()
+    up = d.up()
     assert up.outputs["olmocr_gpu_type"].value == "NVIDIA A100 80GB PCIe"
     [pod] = engine_emulator.pods()
     assert pod["gpu"]["id"] == "NVIDIA A100 80GB PCIe"
@@ -34,7 +35,7 @@ def test_falls_back_when_the_catalog_says_yes_but_create_says_no_capacity(engine
                            detail="There are no longer any instances available with the requested specifications. "
                                   "Please refresh and try again.")
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
-    up = d.stack.up()
+    up = d.up()
     assert up.outputs["olmocr_gpu_type"].value == "NVIDIA A100 80GB PCIe"
     assert len(engine_emulator.pods()) == 1
 
@@ -43,8 +44,8 @@ def test_no_capacity_anywhere_names_every_candidate_and_creates_nothing(engine_e
     for gpu in ("NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"):
         engine_emulator.set_stock("EU-RO-1", gpu, "NONE")
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
-    with pytest.raises(auto.CommandError) as e:
-        d.stack.up()
+    with pytest.raises(CommandError) as e:
+        d.up()
     msg = str(e.value)
     for gpu in ("NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"):
         assert f"{gpu}: no stock in EU-RO-1" in msg
@@ -55,19 +56,16 @@ def test_no_capacity_anywhere_names_every_candidate_and_creates_nothing(engine_e
 
 
 def test_a_changed_startup_script_updates_the_pod_in_place(engine_emulator, tmp_path, monkeypatch):
-    from runpod_deploy import pod_env as startup
-
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
-    d.stack.up()
+    d.up()
     pod_id = only_pod(d)["id"]
     old_b64 = engine_emulator.pods()[0]["env"]["STARTUP_B64"]
-    # A new version of the template (the inline program runs in this process and reads it from here).
-    edited = tmp_path / "startup.sh"
-    edited.write_text(startup.SCRIPT_PATH.read_text() + "\n# v2 of the template\n")
-    monkeypatch.setattr(startup, "SCRIPT_PATH", edited)
-    up = d.stack.up()
-    assert up.summary.resource_changes.get("update") == 1
-    assert up.summary.resource_changes.get("replace", 0) == 0
+    # A new version of the template, edited in the checkout the way a user edits it before `pulumi up`.
+    script = own_copy(d.work_dir, "startup") / "startup.sh"
+    script.write_text(script.read_text() + "\n# v2 of the template\n")
+    up = d.up()
+    assert up.changes.get("update") == 1
+    assert up.changes.get("replace", 0) == 0
     [pod] = engine_emulator.pods()
     assert pod["id"] == pod_id and pod["env"]["STARTUP_B64"] != old_b64
     assert "VLLM_API_KEY" in pod["env"]  # PATCH replaces the whole env: the secrets were resent
@@ -76,22 +74,22 @@ def test_a_changed_startup_script_updates_the_pod_in_place(engine_emulator, tmp_
 
 def test_changed_vllm_args_update_the_pod_in_place(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
-    d.stack.up()
+    d.up()
     pod_id = only_pod(d)["id"]
     d.write_config({**d.config, "models": one_model(vllmArgs=["--enforce-eager"])})
-    up = d.stack.up()
-    assert up.summary.resource_changes.get("update") == 1
+    up = d.up()
+    assert up.changes.get("update") == 1
     [pod] = engine_emulator.pods()
     assert pod["id"] == pod_id and pod["env"]["VLLM_EXTRA_ARGS_JSON"] == '["--enforce-eager"]'
 
 
 def test_a_changed_gpu_list_replaces_the_pod(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
-    d.stack.up()
+    d.up()
     old_id = only_pod(d)["id"]
     d.write_config({**d.config, "gpuTypes": ["NVIDIA A100 80GB PCIe"]})
-    up = d.stack.up()
-    assert up.summary.resource_changes.get("replace") == 1
+    up = d.up()
+    assert up.changes.get("replace") == 1
     [pod] = engine_emulator.pods()
     assert pod["id"] != old_id and pod["gpu"]["id"] == "NVIDIA A100 80GB PCIe"
     assert only_pod(d)["id"] == pod["id"]
@@ -99,29 +97,29 @@ def test_a_changed_gpu_list_replaces_the_pod(engine_emulator, tmp_path, monkeypa
 
 def test_keys_stay_the_same_across_ups(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
-    first = d.stack.up().outputs["olmocr_api_key"].value
+    first = d.up().outputs["olmocr_api_key"].value
     d.write_config({**d.config, "models": one_model(vllmArgs=["--enforce-eager"])})
-    second = d.stack.up().outputs["olmocr_api_key"].value
+    second = d.up().outputs["olmocr_api_key"].value
     assert first == second and len(first) >= 32
 
 
 def test_a_user_set_key_replaces_the_generated_one(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
-    d.stack.set_config("runpod-deploy:modelSecrets.olmocr.apiKey", auto.ConfigValue("my-own-key-123", secret=True), path=True)
-    up = d.stack.up()
+    d.set_config("runpod-deploy:modelSecrets.olmocr.apiKey", "my-own-key-123", secret=True, path=True)
+    up = d.up()
     assert up.outputs["olmocr_api_key"].value == "my-own-key-123"
     assert engine_emulator.pods()[0]["env"]["VLLM_API_KEY"] == "my-own-key-123"
 
 
 def test_a_start_refused_for_lack_of_a_free_gpu_says_to_replace_the_pod(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model(running=False))
-    d.stack.up()
+    d.up()
     [pod] = engine_emulator.pods()
     assert pod["status"] == "EXITED"
     engine_emulator.inject(kind="no_gpu_on_start")
     d.write_config({**d.config, "models": one_model(running=True)})
-    with pytest.raises(auto.CommandError) as e:
-        d.stack.up()
+    with pytest.raises(CommandError) as e:
+        d.up()
     msg = str(e.value)
     assert "refused to start pod" in msg and "not enough free GPUs" in msg
     assert "pulumi up --replace" in msg

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import re
 
-import pulumi
 import pytest
-from pulumi import automation as auto
 
-from tests.engine.harness import deploy, dev_models, unique
+from devkit.cli import CommandError, Project
+from tests.engine.harness import ROOT, deploy, dev_models
+
+CONSUMER_PROGRAM = """\
+import pulumi
+
+ref = pulumi.StackReference(pulumi.Config().require("producer"))
+pulumi.export("ocr_api", ref.get_output("models").apply(lambda m: m["olmocr"]["api_url"]))
+"""
 
 MUTATING = ("POST", "PATCH", "DELETE")
 API_URL = re.compile(r"^https://[a-z0-9]{14}-8000\.proxy\.runpod\.net/v1$")
@@ -26,15 +32,15 @@ def pod_ids(d) -> dict[str, str]:
 
 def test_preview_creates_nothing(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch)
-    preview = d.stack.preview()
-    assert preview.change_summary.get("create", 0) >= 2 + 6  # 2 pods, 6 generated secrets, components
+    preview = d.preview()
+    assert preview.changes.get("create", 0) >= 2 + 6  # 2 pods, 6 generated secrets, components
     assert mutations(engine_emulator) == []
     assert engine_emulator.pods() == []
 
 
 def test_up_creates_both_pods_concurrently_and_outputs_the_proxy_urls(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch)
-    up = d.stack.up()
+    up = d.up()
     out = {k: v.value for k, v in up.outputs.items()}
     for model in ("olmocr", "qwen3vl"):
         assert API_URL.match(out[f"{model}_api_url"]), out[f"{model}_api_url"]
@@ -62,26 +68,28 @@ def test_up_creates_both_pods_concurrently_and_outputs_the_proxy_urls(engine_emu
 
 def test_other_stacks_read_the_urls_through_a_stack_reference(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch)
-    up = d.stack.up()
+    up = d.up()
 
-    def consumer():
-        ref = pulumi.StackReference(f"organization/runpod-deploy/{d.stack.name}")
-        pulumi.export("ocr_api", ref.get_output("models").apply(lambda m: m["olmocr"]["api_url"]))
-
+    # A second project, as another team would write it: its own Pulumi.yaml and __main__.py, run by
+    # the plain CLI on the same backend.
     other_dir = tmp_path / "consumer"
     other_dir.mkdir()
-    other = auto.create_or_select_stack(stack_name=unique("consumer"), project_name="consumer",
-                                        program=consumer, opts=auto.LocalWorkspaceOptions(work_dir=str(other_dir)))
+    (other_dir / "Pulumi.yaml").write_text(
+        f"name: consumer\nruntime:\n  name: python\n  options:\n    virtualenv: {ROOT / '.venv'}\n")
+    (other_dir / "__main__.py").write_text(CONSUMER_PROGRAM)
+    other = Project(other_dir).stack("consumer")
+    other.set_config("consumer:producer", f"organization/runpod-deploy/{d.name}")
     res = other.up()
+    assert f"read pulumi:pulumi:StackReference organization/runpod-deploy/{d.name}" in res.stdout
     assert res.outputs["ocr_api"].value == up.outputs["olmocr_api_url"].value
 
 
 def test_a_second_up_changes_nothing_and_calls_nothing_mutating(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch)
-    d.stack.up()
+    d.up()
     before = len(engine_emulator.requests)
-    again = d.stack.up()
-    assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
+    again = d.up()
+    assert set(again.changes) == {"same"}, again.changes
     assert mutations(engine_emulator, before) == []
     gets = [r for r in engine_emulator.requests[before:] if r["method"] == "GET"]
     assert len(gets) <= 2, gets  # the config checks (catalog, volume): at most one GET per pod
@@ -89,12 +97,12 @@ def test_a_second_up_changes_nothing_and_calls_nothing_mutating(engine_emulator,
 
 def test_refresh_drops_a_pod_deleted_outside_pulumi_and_up_recreates_it(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch)
-    d.stack.up()
+    d.up()
     gone = pod_ids(d)["olmocr"]
     engine_emulator.delete_pod_out_of_band(gone)
-    d.stack.refresh()
+    d.refresh()
     assert set(pod_ids(d)) == {"qwen3vl"}
-    d.stack.up()
+    d.up()
     ids = pod_ids(d)
     assert set(ids) == {"olmocr", "qwen3vl"} and ids["olmocr"] != gone
     assert sorted(p["id"] for p in engine_emulator.pods()) == sorted(ids.values())
@@ -102,27 +110,27 @@ def test_refresh_drops_a_pod_deleted_outside_pulumi_and_up_recreates_it(engine_e
 
 def test_running_false_stops_the_pod_and_true_starts_it_again(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch)
-    d.stack.up()
+    d.up()
     pod_id = pod_ids(d)["olmocr"]
     models = dev_models()
     models["olmocr"]["running"] = False
     d.write_config({**d.config, "models": models})
-    d.stack.up()
+    d.up()
     pod = next(p for p in engine_emulator.pods() if p["id"] == pod_id)
     assert pod["status"] == "EXITED"
     assert ("POST", f"/v2/pods/{pod_id}/action") in mutations(engine_emulator)
     models["olmocr"]["running"] = True
     d.write_config({**d.config, "models": models})
-    d.stack.up()
+    d.up()
     pod = next(p for p in engine_emulator.pods() if p["id"] == pod_id)
     assert pod["status"] == "RUNNING" and pod_ids(d)["olmocr"] == pod_id
 
 
 def test_destroy_leaves_no_pod(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch)
-    d.stack.up()
+    d.up()
     assert len(engine_emulator.pods()) == 2
-    d.stack.destroy()
+    d.destroy()
     assert engine_emulator.pods() == []
     assert d.resources() == []
 
@@ -130,8 +138,8 @@ def test_destroy_leaves_no_pod(engine_emulator, tmp_path, monkeypatch):
 def test_no_secret_in_state_or_cli_output(engine_emulator, tmp_path, monkeypatch):
     hf_token = "hf_" + "x7" * 17
     d = deploy(engine_emulator, tmp_path, monkeypatch, hf_token=hf_token)
-    up = d.stack.up()
-    refresh = d.stack.refresh()
+    up = d.up()
+    refresh = d.refresh()
     pod = engine_emulator.pods()[0]
     secrets = {
         "RunPod key": engine_emulator.api_key,
@@ -143,11 +151,11 @@ def test_no_secret_in_state_or_cli_output(engine_emulator, tmp_path, monkeypatch
     assert pod["env"]["HF_TOKEN"] == hf_token  # the pod needs it: the one place it may appear
     state = d.state_text()
     texts = {"state": state, "up output": up.stdout + up.stderr, "refresh output": refresh.stdout + refresh.stderr,
-             "stack file": (d.work_dir / f"Pulumi.{d.stack.name}.yaml").read_text()}
+             "stack file": (d.work_dir / f"Pulumi.{d.name}.yaml").read_text()}
     # Absent in clear, yet stored: decrypting the state (--show-secrets) does find them.
-    decrypted = json.dumps(d.stack.export_stack().deployment)
+    decrypted = json.dumps(d.export(show_secrets=True)["deployment"])
     assert secrets["vLLM key"] in decrypted and secrets["RunPod key"] in decrypted
-    destroy = d.stack.destroy()
+    destroy = d.destroy()
     texts["destroy output"] = destroy.stdout + destroy.stderr
     for what, secret in secrets.items():
         for where, text in texts.items():
@@ -162,10 +170,10 @@ def test_the_seeds_env_keys_stand_in_for_unset_config(engine_emulator, tmp_path,
     for k, v in {"RUNPOD_API_KEY": engine_emulator.api_key, "NETWORK_VOLUME_ID": "fuzzvol01eu",
                  "PREFERRED_DATACENTER": "EU-RO-1"}.items():
         monkeypatch.setenv(k, v)
-    preview = d.stack.preview()
-    assert preview.change_summary.get("create", 0) >= 2
+    preview = d.preview()
+    assert preview.changes.get("create", 0) >= 2
     # and a wrong PREFERRED_DATACENTER is really read: the volume check now refuses it
     monkeypatch.setenv("PREFERRED_DATACENTER", "US-TX-3")
-    with pytest.raises(auto.CommandError) as e:
-        d.stack.preview()
+    with pytest.raises(CommandError) as e:
+        d.preview()
     assert "not in dataCenter US-TX-3" in str(e.value)
