@@ -3,7 +3,7 @@ SHELL := /bin/bash
 STACK ?= dev
 ENV = . scripts/env.sh
 
-.PHONY: setup up preview refresh destroy outputs gpus pods test demo emulator bench
+.PHONY: setup up preview refresh destroy outputs gpus pods lint test demo emulator bench
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,9 @@ outputs: setup
 
 gpus pods: setup
 	@$(ENV) && python -m runpod_deploy.run $@ --stack $(STACK)
+
+lint: setup
+	@$(ENV) && ruff check .
 
 test: setup
 	@$(ENV) && python -m pytest

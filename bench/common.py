@@ -48,7 +48,8 @@ class Op:
         return sum(1 for c in self.calls if c["method"] in MUTATING)
 
     def gets(self, pattern: str | None = None) -> int:
-        return sum(1 for c in self.calls if c["method"] == "GET" and (pattern is None or norm_path(c["path"]) == pattern))
+        return sum(1 for c in self.calls
+                   if c["method"] == "GET" and (pattern is None or norm_path(c["path"]) == pattern))
 
     def per_pod(self) -> dict[str, dict[str, Any]]:
         """Per pod id: polls (GET /v2/pods/{id}), log reads, first and last call (seconds after t0)."""
@@ -110,7 +111,8 @@ def pointed_at(emu):
                 os.environ[k] = v
 
 
-def make_stack(sandbox: Sandbox, name: str, emu, models: dict[str, Any], extra_env: dict[str, str] | None = None) -> Stack:
+def make_stack(sandbox: Sandbox, name: str, emu, models: dict[str, Any],
+               extra_env: dict[str, str] | None = None) -> Stack:
     """A stack of the real program in its own checkout (sandbox/<name>), like Pulumi.dev.yaml but with
     `models`; change its models later with `stack.write_config({**stack.config, "models": ...})`."""
     return emulated_stack(emu, sandbox.tmp / name, name, models=models, env=extra_env)

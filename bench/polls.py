@@ -78,7 +78,8 @@ def run(sandbox: Sandbox, say) -> PollResults:
     emu = Emulator(api_keys=("rpa_" + secrets.token_hex(16),), log_interval=0.05, **emulator_delays()).start()
     try:
         with pointed_at(emu):
-            bs = make_stack(sandbox, "benchpoll", emu, models_for(1), extra_env={"RUNPOD_DEPLOY_POLL_S": f"{1 / K:.6f}"})
+            bs = make_stack(sandbox, "benchpoll", emu, models_for(1),
+                            extra_env={"RUNPOD_DEPLOY_POLL_S": f"{1 / K:.6f}"})
             res.env_op = timed("up", emu, bs.up)
             pod = next(iter(res.env_op.per_pod().values()))
             res.env_polls, res.env_logs = pod["polls"], pod["logs"]

@@ -122,7 +122,8 @@ def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:
                 gpu_type_ids=cfg.gpu_types, data_center_ids=[cfg.data_center],
                 network_volume_id=cfg.network_volume_id, min_cuda_version=cfg.min_cuda_version,
                 start_ssh=True, ports=PORTS, env=pod_env.startup_env(name, cfg.models[name], cfg),
-                secret_env={"VLLM_API_KEY": secrets.token_urlsafe(32), "WEBUI_ADMIN_PASSWORD": secrets.token_urlsafe(32),
+                secret_env={"VLLM_API_KEY": secrets.token_urlsafe(32),
+                            "WEBUI_ADMIN_PASSWORD": secrets.token_urlsafe(32),
                             "WEBUI_SECRET_KEY": secrets.token_urlsafe(48)},
                 start_command=pod_env.bootstrap_command(),
                 readiness=[{"port": 8000, "path": "/health"}, {"port": 3000, "path": "/health"}])

@@ -77,16 +77,18 @@ def targets(p: ProvisioningResults, polls, st: StartupResults) -> list[dict[str,
         gets, per_pod = noop.gets(), noop.gets("/v2/pods/{id}")
         met = noop.mutating() == 0 and gets <= pods
         out.append(dict(target="no-op `up`: 0 mutating calls, ≤ 1 GET per pod",
-                        measured=f"{noop.mutating()} mutating; {gets} GETs for {pods} pods ({per_pod} of them GET /v2/pods/{{id}})",
+                        measured=f"{noop.mutating()} mutating; {gets} GETs for {pods} pods "
+                                 f"({per_pod} of them GET /v2/pods/{{id}})",
                         status="met" if met else "missed",
                         why="diff compares the stored outputs with the new inputs, no API read; the GETs are the "
-                            "program's config checks (GPU catalog, network volume), one each whatever the pod count (so a "
-                            "1-model stack makes 2 GETs for its 1 pod)"))
+                            "program's config checks (GPU catalog, network volume), one each whatever the pod count "
+                            "(so a 1-model stack makes 2 GETs for its 1 pod)"))
     ref = p.ops.get("refresh")
     if ref:
         pods = 2
         met = ref.gets() <= pods and ref.mutating() == 0
-        out.append(dict(target="`refresh`: ≤ 1 GET per pod", measured=f"{ref.gets()} GETs for {pods} pods, {ref.mutating()} mutating",
+        out.append(dict(target="`refresh`: ≤ 1 GET per pod",
+                        measured=f"{ref.gets()} GETs for {pods} pods, {ref.mutating()} mutating",
                         status="met" if met else "missed",
                         why="read() is one GET /v2/pods/{id}; refresh does not run the program, so no config checks"))
     if polls is not None:
@@ -103,8 +105,8 @@ def targets(p: ProvisioningResults, polls, st: StartupResults) -> list[dict[str,
     if warm:
         met = all(r.installs == 0 and r.downloads == 0 and r.venvs == 0 for r in warm)
         out.append(dict(target="warm start: 0 installs, 0 downloads",
-                        measured=f"{max(r.installs for r in warm)} installs, {max(r.downloads for r in warm)} downloads "
-                                 f"(max over {len(warm)} warm runs)",
+                        measured=f"{max(r.installs for r in warm)} installs, "
+                                 f"{max(r.downloads for r in warm)} downloads (max over {len(warm)} warm runs)",
                         status="met" if met else "missed",
                         why="completion markers on the volume (venvs' `.runpod-deploy-complete`, the model's "
                             "`.runpod-deploy-complete@<rev>`) skip uv and the downloader"))
@@ -136,7 +138,8 @@ def markdown(meta: dict[str, Any], p: ProvisioningResults, polls, st: StartupRes
         pre, span, post = up_phases(up)
         rows.append([n, _s(up.wall), f"{up.wall / d:.2f}", _s(base), f"{base / d:.2f}", f"{up.wall / base:.2f}",
                      _s(pre), f"{_s(span)} ({span / d:.2f}×D)", _s(post),
-                     _offsets(up.create_offsets()), _offsets([x['last'] for x in pods.values()]), f"{math.ceil(n / WORKERS)}"])
+                     _offsets(up.create_offsets()), _offsets([x['last'] for x in pods.values()]),
+                     f"{math.ceil(n / WORKERS)}"])
     lines += [_table(["models", "`up` wall (s)", "wall/D", "baseline (s)", "baseline/D", "up/baseline",
                       "before 1st create (s)", "1st create → last pod ready (s)", "after (s)",
                       "POST /v2/pods sent at (s)", "last poll of each pod (s)", "waves of 4"], rows), ""]
@@ -200,12 +203,14 @@ def markdown(meta: dict[str, Any], p: ProvisioningResults, polls, st: StartupRes
         rows = []
         for kind in ("cold", "warm"):
             rs = [r for r in st.runs if r.kind == kind]
-            rows.append([kind, len(rs), _s(median([r.wall for r in rs])), f"{min(r.wall for r in rs):.2f}–{max(r.wall for r in rs):.2f}",
+            rows.append([kind, len(rs), _s(median([r.wall for r in rs])),
+                         f"{min(r.wall for r in rs):.2f}–{max(r.wall for r in rs):.2f}",
                          max(r.venvs for r in rs), max(r.installs for r in rs), max(r.downloads for r in rs),
                          max(r.stub_calls for r in rs)]
                         + [f"{median([r.phases.get(ph, float('nan')) for r in rs]):.2f}" for ph in phases])
-        lines += [_table(["start", "runs", "to ready, median (s)", "range (s)", "venvs created", "installs (uv pip install)",
-                          "downloads (hf)", "stub calls"] + [f"`{ph}` at (s)" for ph in phases], rows), ""]
+        lines += [_table(["start", "runs", "to ready, median (s)", "range (s)", "venvs created",
+                          "installs (uv pip install)", "downloads (hf)", "stub calls"]
+                         + [f"`{ph}` at (s)" for ph in phases], rows), ""]
         lines += ["The stubs install and download nothing and answer /health at once: these seconds are the "
                   "script's own work plus one Python start per stub call, on a loaded 2-core machine. A real cold "
                   "start adds the installs (~7 GB of wheels), the model download (~10–17 GB) and vLLM's load and "
@@ -216,8 +221,10 @@ def markdown(meta: dict[str, Any], p: ProvisioningResults, polls, st: StartupRes
     # --- 4
     lines += ["## 4. Engine overhead", ""]
     pre, emp = p.noop_previews, p.empty_previews
-    rows = [["no-op `preview` of the program (2 models deployed)", len(pre), _s(median(pre)), f"{min(pre):.2f}–{max(pre):.2f}"],
-            ["`preview` of an empty Python program (its own project)", len(emp), _s(median(emp)), f"{min(emp):.2f}–{max(emp):.2f}"]]
+    rows = [["no-op `preview` of the program (2 models deployed)", len(pre), _s(median(pre)),
+             f"{min(pre):.2f}–{max(pre):.2f}"],
+            ["`preview` of an empty Python program (its own project)", len(emp), _s(median(emp)),
+             f"{min(emp):.2f}–{max(emp):.2f}"]]
     lines += [_table(["", "runs", "median (s)", "range (s)"], rows), ""]
     extra = []
     if "preview" in ops:
@@ -231,23 +238,24 @@ def markdown(meta: dict[str, Any], p: ProvisioningResults, polls, st: StartupRes
     # --- targets
     lines += ["## Targets", ""]
     tg = targets(p, polls, st)
-    lines += [_table(["target", "measured", "", "why"], [[t["target"], t["measured"], f"**{t['status']}**", t["why"]] for t in tg]), ""]
+    lines += [_table(["target", "measured", "", "why"],
+                     [[t["target"], t["measured"], f"**{t['status']}**", t["why"]] for t in tg]), ""]
 
     # --- polls
     if polls is not None:
         lines += ["## 10-minute readiness wait: polls", ""]
         rows = [["computed from `poll_delays()` (production)", f"{w:g} s", n, ""] for w, n in polls.computed.items()]
-        rows.append([f"measured, time-scaled ×{K:g} (real `ReadinessWaiter` + client; clock, sleeps and emulator delays "
-                     f"scaled)", f"{WAIT_S:g} s (virtual; took {polls.scaled_wait_virtual:.0f})", polls.scaled_polls,
-                     polls.scaled_logs])
+        rows.append([f"measured, time-scaled ×{K:g} (real `ReadinessWaiter` + client; clock, sleeps and emulator "
+                     f"delays scaled)", f"{WAIT_S:g} s (virtual; took {polls.scaled_wait_virtual:.0f})",
+                     polls.scaled_polls, polls.scaled_logs])
         rows.append([f"measured through the engine with `RUNPOD_DEPLOY_POLL_S={1 / K:.4f}` (whole schedule scaled; "
                      f"it predicts {polls.env_computed})", f"{WAIT_S / K:g} s real", polls.env_polls, polls.env_logs])
         lines += [_table(["how", "wait", "polls (GET /v2/pods/{id})", "log reads"], rows), ""]
         lines += ["The emulated pod has a runtime after 2 of the 10 minutes (then installs and model load, proxy 502), "
-                  "so log reads come with most polls. `RUNPOD_DEPLOY_POLL_S` scales the whole schedule (first interval and "
-                  "cap), but at 1/60 scale each poll's own cost (an HTTP read, and a log read that waits up to 0.5 s) "
-                  "is no longer small next to the delays, so the engine row polls fewer times than predicted; the "
-                  "time-scaled row scales the clock itself and is the faithful measurement.", ""]
+                  "so log reads come with most polls. `RUNPOD_DEPLOY_POLL_S` scales the whole schedule (first interval "
+                  "and cap), but at 1/60 scale each poll's own cost (an HTTP read, and a log read that waits up to "
+                  "0.5 s) is no longer small next to the delays, so the engine row polls fewer times than predicted; "
+                  "the time-scaled row scales the clock itself and is the faithful measurement.", ""]
     return "\n".join(lines)
 
 

@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            print("bench/run.py draws its plot with matplotlib, which is not installed here (`make bench` installs it):\n"
+            print("bench/run.py draws its plot with matplotlib, which is not installed here "
+                  "(`make bench` installs it):\n"
                   f"    {sys.executable} -m pip install -r {HERE / 'requirements.txt'}\n"
                   "(or run with --no-plot for the table only)", file=sys.stderr)
             return 2

@@ -80,7 +80,7 @@ def run(tmp: Path, runs: int, say) -> StartupResults:
     sys.path.insert(0, str(ROOT / "tests" / "startup"))
     try:
         from startup_harness import Harness  # the tests' sandbox: stubs on PATH, temp WORKSPACE
-    except Exception as e:  # the startup work may be mid-way; report instead of failing the bench
+    except Exception as e:  # noqa: BLE001 - the startup work may be mid-way; report instead of failing the bench
         res.error = f"tests/startup/startup_harness.py not usable: {e!r}"
         return res
     for i in range(runs):
@@ -93,7 +93,7 @@ def run(tmp: Path, runs: int, say) -> StartupResults:
             res.runs += [cold, warm]
             say(f"  run {i + 1}: cold {cold.wall:.2f} s ({cold.installs} installs, {cold.downloads} downloads), "
                 f"warm {warm.wall:.2f} s ({warm.installs} installs, {warm.downloads} downloads)")
-        except BaseException as e:  # pytest.fail() inside the harness raises a BaseException
+        except BaseException as e:  # noqa: BLE001 - pytest.fail() inside the harness raises a BaseException
             res.error = f"{type(e).__name__}: {e}"[:2000]
             break
         finally:

@@ -55,7 +55,8 @@ def cmd_gpus(args: argparse.Namespace) -> None:
             print(f"{gpu:28} {'?':>5} {'?':>6}  not a RunPod GPU type id")
             continue
         price = t.price.secure if t.price else None
-        print(f"{gpu:28} {t.memory or '?':>5} {price if price is not None else '?':>6}  {t.stock_in(args.data_center) or 'NONE'}")
+        print(f"{gpu:28} {t.memory or '?':>5} {price if price is not None else '?':>6}  "
+              f"{t.stock_in(args.data_center) or 'NONE'}")
 
 
 def cmd_pods(args: argparse.Namespace) -> None:
@@ -66,7 +67,8 @@ def cmd_pods(args: argparse.Namespace) -> None:
     pods = [p for p in _client(args).list_pods() if naming.is_stack_pod(PROJECT, args.stack, p.name)]
     print(f"{'pod id':16} {'name':40} {'status':10} {'GPU':26} {'$/h':>6}")
     for p in pods:
-        print(f"{p.id:16} {p.name:40} {p.status:10} {(p.gpu.id if p.gpu else '-'):26} {p.cost if p.cost is not None else '-':>6}")
+        print(f"{p.id:16} {p.name:40} {p.status:10} {(p.gpu.id if p.gpu else '-'):26} "
+              f"{p.cost if p.cost is not None else '-':>6}")
     if not pods:
         print(f"(no pods named {prefix}*)")
 

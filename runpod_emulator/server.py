@@ -68,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(reply)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception:  # an emulator bug: answer 500 so it shows, and print the traceback
+        except Exception:  # noqa: BLE001 - an emulator bug: answer 500 so it shows, and print the traceback
             traceback.print_exc(file=sys.stderr)
             self.close_connection = True
             try:

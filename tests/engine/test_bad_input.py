@@ -98,8 +98,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("config,kwargs,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_config_is_rejected_at_preview_before_any_pod(engine_emulator, tmp_path, monkeypatch, config, kwargs, expected,
-                                                          request):
+def test_bad_config_is_rejected_at_preview_before_any_pod(engine_emulator, tmp_path, monkeypatch, config, kwargs,
+                                                          expected, request):
     d = deploy(engine_emulator, tmp_path, monkeypatch, **kwargs)
     d.write_config({**d.config, **config})
     with pytest.raises(CommandError) as e:

@@ -143,7 +143,8 @@ def test_a_create_whose_pod_is_listed_too_late_to_adopt_is_swept_by_the_next_up(
     assert pod["id"] != lost["id"] and pod_id_in_state(d) == pod["id"]
     n = assert_no_orphans(d, emu)
     record(SECTION, "create answers 500 after creating the pod, which is listed only 8 s later, past an adoption "
-           "window shortened to 5 s", f"`up` failed saying the create's outcome is unknown, naming the pod and the fix; it left "
+           "window shortened to 5 s",
+           f"`up` failed saying the create's outcome is unknown, naming the pod and the fix; it left "
            f"{leaked_after_failure} pod outside state (`destroy` would not see it); the next `up` deleted it as an "
            "orphan (name prefix) and created one pod", n, before_recovery=leaked_after_failure)
 
@@ -347,7 +348,8 @@ def test_up_killed_mid_create_recovers_without_a_duplicate(engine_emulator, tmp_
         assert len(answers(emu, method="POST", path="/v2/pods")) == 1
         assert d.resources() == []  # the state never learnt the pod's id...
         pending_ops = _pending_operations(d)  # ...only that a create of it was under way
-        assert len(pending_ops) == 1, f"pending operations {pending_ops}; the killed up's output:\n{log_path.read_text()}"
+        assert len(pending_ops) == 1, (
+            f"pending operations {pending_ops}; the killed up's output:\n{log_path.read_text()}")
         [pending] = pending_ops
         assert pending["type"] == "creating" and pending["resource"]["type"].endswith("runpod:Pod")
         leaked_after_kill = leaked(d, emu)
