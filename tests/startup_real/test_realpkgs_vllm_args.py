@@ -18,7 +18,9 @@ def recorded_command_lines(tmp_path) -> dict[tuple[str, str], list[str]]:
     out = {}
     for name, model in dev_models().items():
         for gpu in gpu_types_to_check(model):
-            h = Harness(tmp_path / f"{name}-{len(out)}")
+            d = tmp_path / f"{name}-{len(out)}"
+            d.mkdir()
+            h = Harness(d)
             try:
                 run = h.start(model, STUB_GPU=GPU_LINES[gpu])
                 (rec,) = h.wait_records("vllm", 1, timeout=30)
