@@ -27,15 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "startup_real"), str(ROOT)]
 
-from realpkgs_harness import UV_CACHE, RealHarness, dev_models, uv_installed_counts, wait_http_ok  # noqa: E402
+from realpkgs_harness import OLMOCR, UV_CACHE, RealHarness, stack_config, uv_installed_counts, wait_http_ok  # noqa: E402
 
 PHASES = ["install-vllm", "install-webui", "download-model", "start-vllm", "start-webui", "ready"]
 
 
 def one_start(h: RealHarness, kind: str, timeout: float) -> dict:
-    model = dev_models()["olmocr"]
     t0 = time.monotonic()
-    run = h.start(model)
+    run = h.start(OLMOCR)
     seen: dict[str, float] = {}
     swapped = kind == "warm"
     both = None
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             d.mkdir()
             uv_cache = Path(tmp) / f"uv-cache-{i}" if args.empty_uv_cache else UV_CACHE
             h = RealHarness(d, uv_cache=uv_cache)
-            h.seed_model(dev_models()["olmocr"]["model_id"])
+            h.seed_model(stack_config().models[OLMOCR].model_id)
             try:
                 for kind in ("cold", "warm"):
                     r = one_start(h, kind, args.timeout)

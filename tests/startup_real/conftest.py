@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from realpkgs_harness import RealHarness, dev_models, uv_installed_counts
+from realpkgs_harness import OLMOCR, RealHarness, stack_config, uv_installed_counts
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,9 +29,8 @@ def real(tmp_path_factory):
     what the cold start printed.
     """
     harness = RealHarness(tmp_path_factory.mktemp("realpkgs"))
-    olmocr = dev_models()["olmocr"]
-    harness.seed_model(olmocr["model_id"])
-    run = harness.start(olmocr)
+    harness.seed_model(stack_config().models[OLMOCR].model_id)
+    run = harness.start(OLMOCR)
     try:
         run.wait_for(r"^runpod-deploy phase=start-webui$", timeout=1800)
     finally:

@@ -24,7 +24,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TESTS = REPO / "tests" / "startup"
@@ -32,9 +31,7 @@ for p in (str(REPO), str(STARTUP_TESTS)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from startup_harness import SECRETS, STUB_PY, Harness  # noqa: E402
-
-from runpod_deploy.config import DEFAULT_GPU_TYPES, ModelConfig  # noqa: E402
+from startup_harness import DEV_MODELS, OLMOCR, SECRETS, STUB_PY, Harness, stack_config  # noqa: E402
 
 CACHE = Path(os.environ.get("RUNPOD_DEPLOY_CACHE")
              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runpod-deploy")
@@ -57,27 +54,12 @@ GPU_LINES = {
 }
 
 
-def dev_models() -> dict[str, dict]:
-    """Pulumi.dev.yaml's models as startup_env() keyword arguments, converted the way the stack does."""
-    raw = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]["runpod-deploy:models"]
-    out = {}
-    for name, spec in raw.items():
-        m = ModelConfig.model_validate(spec)
-        out[name] = dict(
-            pod_label=name,
-            model_id=m.model_id,
-            served_model_name=m.served_model_name,
-            model_revision=m.revision,
-            gpu_profiles={gpu: p.model_dump(exclude_none=True) for gpu, p in m.gpu_profiles.items()},
-            vllm_extra_args=m.vllm_args,
-        )
-    return out
-
-
-def gpu_types_to_check(model: dict) -> list[str]:
-    """Every GPU of the preference list, every profile key, and a card no profile names."""
-    keys = [k for k in model["gpu_profiles"] if k != "default"]
-    return list(dict.fromkeys([*DEFAULT_GPU_TYPES, *keys, "NVIDIA H100 80GB HBM3"]))
+def gpu_types_to_check(model: str) -> list[str]:
+    """Every GPU of Pulumi.dev.yaml's preference list, every profile key of `model`, and a card that no
+    profile names (it must get "default")."""
+    cfg = stack_config()
+    keys = [k for k in cfg.models[model].gpu_profiles if k != "default"]
+    return list(dict.fromkeys([*cfg.gpu_types_for(cfg.models[model]), *keys, "NVIDIA H100 80GB HBM3"]))
 
 
 def find_python(version: str) -> str:
@@ -117,8 +99,8 @@ class RealHarness(Harness):
         for version in ("3.12", "3.11"):
             (self.bin / f"python{version}").symlink_to(find_python(version))
 
-    def env(self, model=None, *, without=(), **overrides) -> dict[str, str]:
-        env = super().env(model or dev_models()["olmocr"], without=without, **overrides)
+    def env(self, model=OLMOCR, *, without=(), settings=None, **overrides) -> dict[str, str]:
+        env = super().env(model, without=without, settings=settings, **overrides)
         env.update(
             UV_CACHE_DIR=str(self.uv_cache),
             UV_PYTHON_DOWNLOADS="never",  # no network but the package index: use the local Pythons
@@ -195,5 +177,5 @@ def signin(base: str, email: str, password: str) -> tuple[int, dict | str]:
     return http("POST", f"{base}/api/v1/auths/signin", {"email": email, "password": password})
 
 
-__all__ = ["GPU_LINES", "RealHarness", "SECRETS", "dev_models", "gpu_types_to_check", "http", "signin",
-           "uv_installed_counts", "wait_http_ok", "ARGCHECK_PY", "UV_CACHE"]
+__all__ = ["ARGCHECK_PY", "DEV_MODELS", "GPU_LINES", "OLMOCR", "SECRETS", "UV_CACHE", "RealHarness",
+           "gpu_types_to_check", "http", "signin", "stack_config", "uv_installed_counts", "wait_http_ok"]

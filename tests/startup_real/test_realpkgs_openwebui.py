@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from realpkgs_harness import SECRETS, dev_models, http, signin, uv_installed_counts, wait_http_ok
+from realpkgs_harness import OLMOCR, SECRETS, http, signin, stack_config, uv_installed_counts, wait_http_ok
 
 pytestmark = pytest.mark.timeout(2400)
 
-OLMOCR = dev_models()["olmocr"]
+MODEL = stack_config().models[OLMOCR]
 EMAIL = SECRETS["WEBUI_ADMIN_EMAIL"]
 PASSWORD_A = SECRETS["WEBUI_ADMIN_PASSWORD"]
 PASSWORD_B = "Pw-SECRET-rotated-93c1!"
@@ -71,9 +71,9 @@ def test_model_list_shows_the_served_model_and_only_it(warm):
     ids = [m["id"] for m in models["data"]]
     # The served name comes from vLLM's /v1/models, which the stand-in answers only with the key:
     # so Open WebUI's connection URL and key are right.
-    assert OLMOCR["served_model_name"] in ids, ids
+    assert MODEL.served_model_name in ids, ids
     assert "arena-model" not in ids, ids
-    assert set(ids) <= {OLMOCR["served_model_name"], OLMOCR["model_id"]}, ids
+    assert set(ids) <= {MODEL.served_model_name, MODEL.model_id}, ids
 
 
 def test_open_webui_gets_a_working_download_setting(real, warm):

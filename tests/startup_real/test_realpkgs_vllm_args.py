@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import pytest
-from realpkgs_harness import ARGCHECK_PY, GPU_LINES, RealHarness, dev_models, gpu_types_to_check
+from realpkgs_harness import ARGCHECK_PY, DEV_MODELS, GPU_LINES, RealHarness, gpu_types_to_check, stack_config
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -16,13 +16,13 @@ def recorded_command_lines(tmp_path) -> dict[tuple[str, str], list[str]]:
     from startup_harness import Harness
 
     out = {}
-    for name, model in dev_models().items():
-        for gpu in gpu_types_to_check(model):
+    for name in DEV_MODELS:
+        for gpu in gpu_types_to_check(name):
             d = tmp_path / f"{name}-{len(out)}"
             d.mkdir()
             h = Harness(d)
             try:
-                run = h.start(model, STUB_GPU=GPU_LINES[gpu])
+                run = h.start(name, STUB_GPU=GPU_LINES[gpu])
                 (rec,) = h.wait_records("vllm", 1, timeout=30)
                 out[(name, gpu)] = rec["argv"]
                 run.stop()
@@ -54,7 +54,6 @@ def test_vllm_parser_accepts_every_command_line_the_template_builds(real, tmp_pa
     # vLLM reads the values the config means (e.g. the JSON of --limit-mm-per-prompt as a dict).
     for ((name, gpu), argv), res in zip(cases, results):
         args = res["args"]
-        model = dev_models()[name]
-        assert args["served_model_name"][0] == model["served_model_name"], (name, gpu)
+        assert args["served_model_name"][0] == stack_config().models[name].served_model_name, (name, gpu)
         assert args["api_key"] is None, "the key must travel in env VLLM_API_KEY, not on argv"
         assert isinstance(args["limit_mm_per_prompt"], dict) and args["limit_mm_per_prompt"].get("video") == 0, (name, gpu)
