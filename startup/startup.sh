@@ -320,7 +320,10 @@ webui_set_admin() { # the configured admin password is the one that works, after
   # Open WebUI's own code, in its venv and env, before it serves: the account with that email gets
   # the password hash (and the admin role); with users but none of that email, it is created as
   # admin; with no user at all Open WebUI creates it itself. The password is read from env only.
-  "$WEBUI_VENV/bin/python" - <<'PY' || echo "runpod-deploy: could not set the Open WebUI admin password (see above); Open WebUI starts anyway"
+  # In the background, so the supervisor's SIGTERM (a pod stop) ends it too: a foreground child would
+  # outlive this shell and keep the instance lock.
+  local pid rc
+  "$WEBUI_VENV/bin/python" - <<'PY' &
 import os
 
 from open_webui.models.auths import Auths
@@ -342,6 +345,14 @@ elif Users.has_users():
         raise SystemExit("runpod-deploy: Open WebUI did not create the admin")
     print("runpod-deploy: Open WebUI admin created from WEBUI_ADMIN_EMAIL / WEBUI_ADMIN_PASSWORD", flush=True)
 PY
+  pid=$!
+  trap 'kill -TERM "$pid" 2>/dev/null; exit 143' TERM
+  wait "$pid"
+  rc=$?
+  trap - TERM
+  if [ "$rc" != 0 ]; then
+    echo "runpod-deploy: could not set the Open WebUI admin password (exit status $rc, see above); Open WebUI starts anyway"
+  fi
 }
 
 stop_child() { # $1 pid, already sent SIGTERM: SIGKILL after STOP_TIMEOUT_S
