@@ -45,6 +45,11 @@ class GpuProfile(Strict):
     gpu_memory_utilization: float = Field(
         0.90, alias="gpuMemoryUtilization", gt=0, le=0.99,
         description="`--gpu-memory-utilization`: the share of GPU memory vLLM may take")
+    max_cudagraph_capture_size: StrictInt | None = Field(
+        None, alias="maxCudagraphCaptureSize", ge=1, le=1024,
+        description="`--max-cudagraph-capture-size`: the largest batch vLLM captures a CUDA graph for at "
+                    "every start (vLLM's default is min(2 × max-num-seqs, 512), i.e. 51 sizes); fewer sizes "
+                    "start faster, larger batches then run without graphs")
     extra_args: list[str] = Field(
         default_factory=list, alias="extraArgs",
         description="more `vllm serve` arguments on this GPU; a profile's list replaces `default`'s")

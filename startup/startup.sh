@@ -193,9 +193,8 @@ install_venv() { # $1 name, $2 venv dir, $3 python version, $4... requirements
 # shellcheck disable=SC2317  # invoked indirectly (trap / run_logged / supervise)
 with_hf_env() { # run "$@" with the model-cache env. HF_TOKEN is used from env only, never on argv.
   export HF_HOME HF_HUB_CACHE
-  # The runpod/pytorch image sets HF_HUB_ENABLE_HF_TRANSFER=1: huggingface_hub 0.x then *requires*
-  # the hf_transfer package (absent from our venv) and fails; 1.x ignores it. hf_xet is the fast path.
-  export HF_HUB_ENABLE_HF_TRANSFER=0 HF_XET_HIGH_PERFORMANCE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+  # HF_HUB_ENABLE_HF_TRANSFER=0 and the Xet cache size are exported for every child (main).
+  export HF_XET_HIGH_PERFORMANCE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
   unset HF_HUB_OFFLINE
   if [ -z "${HF_TOKEN:-}" ]; then unset HF_TOKEN; fi
   "$@"
@@ -284,6 +283,11 @@ run_vllm() { # exec'd by the supervisor: vLLM gets only the secrets it needs
   # shows in `ps` and vLLM logs its non-default CLI args at startup.
   export VLLM_API_KEY
   export HF_HOME HF_HUB_CACHE VLLM_CACHE_ROOT
+  # With torch >= 2.8 vLLM compiles with InductorStandaloneAdaptor, which (unlike InductorAdaptor)
+  # does not point TRITON_CACHE_DIR at its cache (vllm 0.11.2 compilation/compiler_interface.py), so
+  # Triton kernels (e.g. block-FP8 GEMMs) would recompile into ~/.triton on the wiped container disk
+  # at every start. Same directory name as InductorAdaptor uses.
+  export TRITON_CACHE_DIR="$VLLM_CACHE_ROOT/triton_cache"
   # Weights were fetched beforehand (marker) or come from MODEL_LOCAL_DIR: vLLM never calls the Hub.
   export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
   exec "$VLLM_VENV/bin/vllm" "${VLLM_ARGS[@]}"
@@ -296,13 +300,59 @@ run_webui() { # exec'd by the supervisor
   export DATA_DIR="$WEBUI_DATA_DIR"
   export OPENAI_API_BASE_URL="http://127.0.0.1:$VLLM_PORT/v1"
   export ENABLE_OPENAI_API=True ENABLE_OLLAMA_API=False WEBUI_AUTH=True ENABLE_SIGNUP=False
+  # Its built-in "arena-model" would be listed next to the served model (open_webui/config.py).
+  export ENABLE_EVALUATION_ARENA_MODELS=False
   # False: env wins over values Open WebUI saved in its DB at first launch (so a rotated key applies).
   export ENABLE_PERSISTENT_CONFIG="$WEBUI_PERSISTENT_CONFIG"
   export WEBUI_ADMIN_EMAIL WEBUI_ADMIN_PASSWORD
   # `open-webui serve` writes .webui_secret_key into the working directory if WEBUI_SECRET_KEY is
   # unset: running from the per-pod DATA_DIR keeps that file with the pod's data.
   cd "$WEBUI_DATA_DIR" || exit 1
+  webui_set_admin
   exec "$WEBUI_VENV/bin/open-webui" serve --host 0.0.0.0 --port "$WEBUI_PORT"
+}
+
+# shellcheck disable=SC2317  # invoked indirectly (run_webui)
+webui_set_admin() { # the configured admin password is the one that works, after every start
+  # Open WebUI creates the WEBUI_ADMIN_* admin only while no user exists (open_webui/main.py
+  # lifespan -> utils/auth.py create_admin_user), so a new password (e.g. after `pulumi destroy` and
+  # `up`, with the old webui.db still on the volume) would never reach the DB. This sets it with
+  # Open WebUI's own code, in its venv and env, before it serves: the account with that email gets
+  # the password hash (and the admin role); with users but none of that email, it is created as
+  # admin; with no user at all Open WebUI creates it itself. The password is read from env only.
+  # In the background, so the supervisor's SIGTERM (a pod stop) ends it too: a foreground child would
+  # outlive this shell and keep the instance lock.
+  local pid rc
+  "$WEBUI_VENV/bin/python" - <<'PY' &
+import os
+
+from open_webui.models.auths import Auths
+from open_webui.models.users import Users
+from open_webui.utils.auth import get_password_hash
+
+email = os.environ["WEBUI_ADMIN_EMAIL"].strip().lower()
+password_hash = get_password_hash(os.environ["WEBUI_ADMIN_PASSWORD"])
+user = Users.get_user_by_email(email)
+if user is not None:
+    if not Auths.update_user_password_by_id(user.id, password_hash):
+        raise SystemExit("runpod-deploy: Open WebUI did not store the admin password")
+    if user.role != "admin":
+        Users.update_user_role_by_id(user.id, "admin")
+    print("runpod-deploy: Open WebUI admin password set from WEBUI_ADMIN_PASSWORD", flush=True)
+elif Users.has_users():
+    name = os.environ.get("WEBUI_ADMIN_NAME") or "Admin"
+    if Auths.insert_new_auth(email=email, password=password_hash, name=name, role="admin") is None:
+        raise SystemExit("runpod-deploy: Open WebUI did not create the admin")
+    print("runpod-deploy: Open WebUI admin created from WEBUI_ADMIN_EMAIL / WEBUI_ADMIN_PASSWORD", flush=True)
+PY
+  pid=$!
+  trap 'kill -TERM "$pid" 2>/dev/null; exit 143' TERM
+  wait "$pid"
+  rc=$?
+  trap - TERM
+  if [ "$rc" != 0 ]; then
+    echo "runpod-deploy: could not set the Open WebUI admin password (exit status $rc, see above); Open WebUI starts anyway"
+  fi
 }
 
 stop_child() { # $1 pid, already sent SIGTERM: SIGKILL after STOP_TIMEOUT_S
@@ -433,6 +483,15 @@ say "pod '$POD_LABEL': model $MODEL_ID served as '$SERVED_MODEL_NAME'; workspace
 # HF_HOME=/workspace/.cache/huggingface (https://github.com/runpod/containers, official-templates/base/Dockerfile).
 HF_HOME="$WORKSPACE/hf_cache"
 HF_HUB_CACHE="$HF_HOME/hub"
+# For every child (the downloader, vLLM and Open WebUI, which fetches its embedding model itself):
+# - the runpod/pytorch image sets HF_HUB_ENABLE_HF_TRANSFER=1, and huggingface_hub 0.x (0.36 in both
+#   venvs) then raises on every plain download unless the hf_transfer package is installed, which
+#   neither venv has (huggingface_hub/file_download.py http_get). Open WebUI swallows that error:
+#   /health is 200 but document search never gets its embedding model. hf_xet is the fast path;
+# - Xet's chunk cache (up to 10 GB, under HF_HOME = the volume) only helps re-downloads of the same
+#   chunks, which the completion marker already prevents:
+#   https://docs.rs/xet-runtime/latest/xet_runtime/config/type.ChunkCacheConfig.html
+export HF_HUB_ENABLE_HF_TRANSFER=0 HF_XET_CHUNK_CACHE_SIZE_BYTES=0
 VLLM_VENV="$WORKSPACE/venvs/vllm-$VLLM_VERSION"
 WEBUI_VENV="$WORKSPACE/venvs/openwebui-$OPENWEBUI_VERSION"
 # One Open WebUI data dir per pod: both pods share the volume, and two SQLite writers corrupt webui.db.
@@ -465,13 +524,14 @@ if ! GPU_LINE="$GPU_LINE" GPU_PROFILES_JSON="$GPU_PROFILES_JSON" VLLM_EXTRA_ARGS
 # every profile already laid over "default", with its checkpoint and revision filled in
 # (runpod_deploy/schema.py ModelConfig.resolved_profiles), so nothing is merged or defaulted here.
 # Output: NUL-separated fields: key, reason, gpu name, gpu MiB, gpu slug, model id, revision,
-# max_model_len, gpu_memory_utilization, then the vLLM args (profile extraArgs + VLLM_EXTRA_ARGS_JSON).
+# max_model_len, gpu_memory_utilization, then the vLLM args (--max-cudagraph-capture-size if the
+# profile sets it, then its extraArgs, then VLLM_EXTRA_ARGS_JSON).
 import json, os, re, sys
 
 # The GpuProfile fields of runpod_deploy/schema.py: a field the schema gained but this script does
 # not use yet stops the start, rather than being dropped without a word.
 REQUIRED = ("modelId", "maxModelLen", "gpuMemoryUtilization", "extraArgs")
-FIELDS = set(REQUIRED) | {"revision"}
+FIELDS = set(REQUIRED) | {"revision", "maxCudagraphCaptureSize"}
 
 
 def fail(msg):
@@ -550,6 +610,11 @@ gmu = prof["gpuMemoryUtilization"]
 if not (number(gmu) and 0 < gmu <= 1):
     fail(f"GPU profile {choice!r}: gpuMemoryUtilization must be a number in (0, 1]")
 vllm_args = args_list(prof["extraArgs"], f"GPU profile {choice!r} extraArgs") + extra
+cg = prof.get("maxCudagraphCaptureSize")
+if cg is not None:
+    if not (isinstance(cg, int) and not isinstance(cg, bool) and cg > 0):
+        fail(f"GPU profile {choice!r}: maxCudagraphCaptureSize must be a positive integer")
+    vllm_args = ["--max-cudagraph-capture-size", str(cg)] + vllm_args
 slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown-gpu"
 fields = [choice, reason, name or "unknown", "" if mib is None else str(mib), slug, model_id,
           revision, str(mml), str(gmu)] + vllm_args
@@ -607,7 +672,11 @@ chmod 700 "$WEBUI_DATA_DIR" 2>/dev/null || true
 VLLM_ARGS=(serve "$SERVE_REF" --host 0.0.0.0 --port "$VLLM_PORT" --served-model-name "$SERVED_MODEL_NAME")
 if [ "$SERVE_MODEL_ID" != "$SERVED_MODEL_NAME" ]; then VLLM_ARGS+=("$SERVE_MODEL_ID"); fi
 if [ "$SERVE_REF" = "$SERVE_MODEL_ID" ] && [ -n "$SERVE_REVISION" ]; then VLLM_ARGS+=(--revision "$SERVE_REVISION"); fi
-VLLM_ARGS+=(--max-model-len "$MAX_MODEL_LEN" --gpu-memory-utilization "$GPU_MEM_UTIL" "${EXTRA_ARGS[@]}")
+# The weights are on the network volume: vLLM recommends reading each safetensors file whole there
+# rather than mmap's random reads (vllm 0.11.2 config/load.py, safetensors_load_strategy). A profile's
+# extraArgs come after, so they can still choose another strategy.
+VLLM_ARGS+=(--max-model-len "$MAX_MODEL_LEN" --gpu-memory-utilization "$GPU_MEM_UTIL" --safetensors-load-strategy eager
+  "${EXTRA_ARGS[@]}")
 
 # From here on SIGTERM/SIGINT are forwarded to the services, which get STOP_TIMEOUT_S to exit.
 STOPPING=0

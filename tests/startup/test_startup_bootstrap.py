@@ -145,9 +145,9 @@ def test_gpu_profiles_json_carries_each_profile_laid_over_default_under_the_conf
     rtx4090 = DEV_MODELS["olmocr"]["gpuProfiles"]["NVIDIA GeForce RTX 4090"]
     assert json.loads(env["GPU_PROFILES_JSON"]) == {
         "default": {"modelId": "allenai/olmOCR-2-7B-1025-FP8", **default},
-        # Pulumi.dev.yaml's 4090 profile gives only extraArgs; the rest comes from default
+        # Pulumi.dev.yaml's 4090 profile gives only extraArgs and the capture size; the rest is default's
         "NVIDIA GeForce RTX 4090": {"modelId": "allenai/olmOCR-2-7B-1025-FP8", **default,
-                                    "extraArgs": rtx4090["extraArgs"]},
+                                    "extraArgs": rtx4090["extraArgs"], "maxCudagraphCaptureSize": 64},
     }
 
 

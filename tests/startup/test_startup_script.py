@@ -86,13 +86,15 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
     assert vllm["argv"] == [
         "serve", "allenai/olmOCR-2-7B-1025-FP8", "--host", "0.0.0.0", "--port", str(run.vllm_port),
         "--served-model-name", "olmocr", "allenai/olmOCR-2-7B-1025-FP8",
-        "--max-model-len", "16384", "--gpu-memory-utilization", "0.9", *OLMOCR_EXTRA,
+        "--max-model-len", "16384", "--gpu-memory-utilization", "0.9", "--safetensors-load-strategy", "eager",
+        "--max-cudagraph-capture-size", "256", *OLMOCR_EXTRA,
     ]
     venv = vllm["env"]
     assert venv["VLLM_API_KEY"] == sha(SECRETS["VLLM_API_KEY"])  # by env, not argv
     assert venv["HF_HUB_OFFLINE"] == "1"
     assert venv["HF_HUB_CACHE"] == f"{ws}/hf_cache/hub"
     assert venv["VLLM_CACHE_ROOT"] == f"{ws}/vllm_cache/nvidia-l40s"
+    assert venv["TRITON_CACHE_DIR"] == f"{ws}/vllm_cache/nvidia-l40s/triton_cache"  # Triton kernels on the volume
     assert venv["OMP_NUM_THREADS"] == "1"
     for absent in ("HF_TOKEN", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "OPENAI_API_KEY", "STARTUP_B64"):
         assert absent not in venv, absent
@@ -106,6 +108,11 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
     assert wenv["OPENAI_API_BASE_URL"] == f"http://127.0.0.1:{run.vllm_port}/v1"
     assert wenv["OPENAI_API_KEY"] == sha(SECRETS["VLLM_API_KEY"])
     assert (wenv["ENABLE_OLLAMA_API"], wenv["WEBUI_AUTH"], wenv["ENABLE_SIGNUP"]) == ("False", "True", "False")
+    assert wenv["ENABLE_EVALUATION_ARENA_MODELS"] == "False"
+    # every child gets a download setting that works without hf_transfer, and no Xet chunk cache
+    for rec in (dl, vllm, webui):
+        assert rec["env"]["HF_HUB_ENABLE_HF_TRANSFER"] == "0", rec["tool"]
+        assert rec["env"]["HF_XET_CHUNK_CACHE_SIZE_BYTES"] == "0", rec["tool"]
     for key in ("WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY"):
         assert wenv[key] == sha(SECRETS[key])
     for absent in ("VLLM_API_KEY", "HF_TOKEN", "STARTUP_B64"):
@@ -180,9 +187,12 @@ def test_missing_vllm_api_key_stops_with_a_clear_message(h):
 # What each GPU of the preference list (and a card not in it) gets, per model of Pulumi.dev.yaml:
 # the exact `vllm` argv after `--served-model-name <name>`. Written out by hand, on purpose: this is
 # what the config means (an exact profile key, else `default`), not a copy of the selection logic.
-OLMOCR_DEFAULT = ["olmocr", "allenai/olmOCR-2-7B-1025-FP8", "--max-model-len", "16384",
-                  "--gpu-memory-utilization", "0.9", "--limit-mm-per-prompt", '{"video": 0}']
+# Every GPU: the weights are read whole from the network volume (`--safetensors-load-strategy eager`).
+OLMOCR_BASE = ["olmocr", "allenai/olmOCR-2-7B-1025-FP8", "--max-model-len", "16384",
+               "--gpu-memory-utilization", "0.9", "--safetensors-load-strategy", "eager"]
+OLMOCR_DEFAULT = [*OLMOCR_BASE, "--max-cudagraph-capture-size", "256", "--limit-mm-per-prompt", '{"video": 0}']
 QWEN_DEFAULT = ["qwen3-vl", BF16, "--max-model-len", "32768", "--gpu-memory-utilization", "0.9",
+                "--safetensors-load-strategy", "eager", "--max-cudagraph-capture-size", "128",
                 "--limit-mm-per-prompt", '{"image": 4, "video": 0}', "--async-scheduling"]
 GPUS = {  # nvidia-smi's line -> the GPU slug of the compile cache
     "NVIDIA L40S, 46068 MiB": "nvidia-l40s",
@@ -193,13 +203,15 @@ GPUS = {  # nvidia-smi's line -> the GPU slug of the compile cache
 EXPECTED = {
     (OLMOCR, "NVIDIA L40S"): OLMOCR_DEFAULT,
     (OLMOCR, "NVIDIA A100 80GB PCIe"): OLMOCR_DEFAULT,
-    (OLMOCR, "NVIDIA GeForce RTX 4090"): [*OLMOCR_DEFAULT, "--max-num-seqs", "64"],
+    (OLMOCR, "NVIDIA GeForce RTX 4090"): [*OLMOCR_BASE, "--max-cudagraph-capture-size", "64",
+                                          "--limit-mm-per-prompt", '{"video": 0}', "--max-num-seqs", "64"],
     (OLMOCR, "NVIDIA H100 80GB HBM3"): OLMOCR_DEFAULT,
     (QWEN, "NVIDIA L40S"): QWEN_DEFAULT,
     (QWEN, "NVIDIA A100 80GB PCIe"): QWEN_DEFAULT,
     (QWEN, "NVIDIA GeForce RTX 4090"): ["qwen3-vl", FP8, "--max-model-len", "16384", "--gpu-memory-utilization",
-                                        "0.92", "--limit-mm-per-prompt", '{"image": 2, "video": 0}',
-                                        "--async-scheduling"],
+                                        "0.92", "--safetensors-load-strategy", "eager",
+                                        "--max-cudagraph-capture-size", "128",
+                                        "--limit-mm-per-prompt", '{"image": 2, "video": 0}', "--async-scheduling"],
     (QWEN, "NVIDIA H100 80GB HBM3"): QWEN_DEFAULT,
 }
 
@@ -235,7 +247,7 @@ def test_unknown_gpu_uses_default_profile_and_extra_args_come_last(h):
     assert argv[1] == BF16
     assert argv[argv.index("--revision"):] == [
         "--revision", "abc123", "--max-model-len", "8192", "--gpu-memory-utilization", "0.8",
-        "--enforce-eager", "--max-num-seqs", "32",
+        "--safetensors-load-strategy", "eager", "--enforce-eager", "--max-num-seqs", "32",
     ]
     assert [r["argv"] for r in h.records("hf")] == [["download", BF16, "--revision", "abc123"]]
     assert "-> profile 'default' (no profile named after this GPU)" in run.output
@@ -251,7 +263,7 @@ def test_a_profile_inheriting_from_default_is_served_with_the_merged_values(h):
     (vllm,) = h.wait_records("vllm", 1)
     assert vllm["argv"][vllm["argv"].index("--served-model-name"):] == [
         "--served-model-name", "qwen3-vl", FP8, "--max-model-len", "12288", "--gpu-memory-utilization", "0.85",
-        "--enforce-eager"]
+        "--safetensors-load-strategy", "eager", "--enforce-eager"]
     assert [r["argv"] for r in h.records("hf")] == [["download", FP8]]
     run.stop()
 

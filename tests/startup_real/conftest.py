@@ -1,0 +1,42 @@
+"""Fixtures for tests/startup_real (the harness itself is in realpkgs_harness.py).
+
+Every test here is marked `realpkgs`: `pytest -m "not realpkgs"` skips the tier, `-m realpkgs` runs
+only it. `make test` (and so CI) runs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from realpkgs_harness import OLMOCR, RealHarness, stack_config, uv_installed_counts
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).resolve().parent == HERE:
+            item.add_marker(pytest.mark.realpkgs)
+
+
+@pytest.fixture(scope="session")
+def real(tmp_path_factory):
+    """One WORKSPACE for the tier, on which the template did its cold start with the real packages.
+
+    The cold start runs until both services were started; it is then stopped (the real vLLM cannot
+    serve without a GPU) and vLLM's entry point is replaced by the stand-in. `real.cold_output` is
+    what the cold start printed.
+    """
+    harness = RealHarness(tmp_path_factory.mktemp("realpkgs"))
+    harness.seed_model(stack_config().models[OLMOCR].model_id)
+    run = harness.start(OLMOCR)
+    try:
+        run.wait_for(r"^runpod-deploy phase=start-webui$", timeout=1800)
+    finally:
+        run.stop(timeout=120)
+    harness.cold_output = run.output
+    assert len(uv_installed_counts(run.output)) == 2, run.output[-4000:]
+    harness.stand_in_vllm()
+    yield harness
+    harness.cleanup()

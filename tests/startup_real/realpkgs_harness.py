@@ -1,0 +1,181 @@
+"""Harness for tests/startup_real: the REAL startup/startup.sh with the REAL packages.
+
+The template installs vLLM and Open WebUI itself, with the real `uv` (pinned in requirements-dev.txt)
+from the real package index, into a temp WORKSPACE. uv's cache lives outside the repo
+(`~/.cache/runpod-deploy/uv`, the same place scripts/setup.sh keeps the Pulumi build), so the first
+run on a machine downloads ~17 GB once and every later run installs from the cache in seconds.
+
+Only what cannot run here is stood in for: `nvidia-smi` (no GPU) and, after the template installed
+the real vLLM, its `vllm` entry point (no GPU to serve on) by tests/startup/stubs/stub.py's vllm,
+an OpenAI-compatible server that requires the key. Open WebUI is the real package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_TESTS = REPO / "tests" / "startup"
+for p in (str(REPO), str(STARTUP_TESTS)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from startup_harness import DEV_MODELS, OLMOCR, SECRETS, STUB_PY, Harness, stack_config  # noqa: E402
+
+CACHE = Path(os.environ.get("RUNPOD_DEPLOY_CACHE")
+             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runpod-deploy")
+UV_CACHE = CACHE / "uv"
+ARGCHECK_PY = Path(__file__).resolve().parent / "vllm_argcheck.py"
+
+# What nvidia-smi reports for each GPU type (name, MiB): the preference list, plus one card that no
+# profile names (it must get "default").
+# The machine's own settings for reaching the package index (CA bundle, proxy, index mirror): the
+# harness builds a clean env for the template, and uv must still reach the index from this machine.
+PASS_THROUGH = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+                "http_proxy", "https_proxy", "no_proxy", "UV_INDEX_URL", "UV_DEFAULT_INDEX",
+                "UV_EXTRA_INDEX_URL", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS")
+
+GPU_LINES = {
+    "NVIDIA L40S": "NVIDIA L40S, 46068 MiB",
+    "NVIDIA A100 80GB PCIe": "NVIDIA A100 80GB PCIe, 81920 MiB",
+    "NVIDIA GeForce RTX 4090": "NVIDIA GeForce RTX 4090, 24564 MiB",
+    "NVIDIA H100 80GB HBM3": "NVIDIA H100 80GB HBM3, 81559 MiB",
+}
+
+
+def gpu_types_to_check(model: str) -> list[str]:
+    """Every GPU of Pulumi.dev.yaml's preference list, every profile key of `model`, and a card that no
+    profile names (it must get "default")."""
+    cfg = stack_config()
+    keys = [k for k in cfg.models[model].gpu_profiles if k != "default"]
+    return list(dict.fromkeys([*cfg.gpu_types_for(cfg.models[model]), *keys, "NVIDIA H100 80GB HBM3"]))
+
+
+def find_python(version: str) -> str:
+    """An interpreter for `uv venv --python <version>`; this machine has them under pyenv, whose
+    shims refuse versions that are not selected, so uv (which also must not download one) needs a
+    real path on PATH."""
+    candidates = [shutil.which(f"python{version}")]
+    candidates += sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    candidates += [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+    for c in filter(None, candidates):
+        try:
+            out = subprocess.run([c, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        if out.returncode == 0 and out.stdout.strip() == version:
+            return c
+    pytest.fail(f"no Python {version} interpreter found (tried {candidates}); the real-package tier "
+                f"installs the template's venvs with it. Install python{version} (Debian package or pyenv)")
+
+
+def find_uv() -> str:
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if not uv:
+        pytest.fail("`uv` is not installed: run `make setup` (requirements-dev.txt pins it)")
+    return uv
+
+
+class RealHarness(Harness):
+    """Harness (tests/startup) whose bin/ has the real uv and Pythons instead of the uv stub."""
+
+    def __init__(self, tmp: Path, *, uv_cache: Path = UV_CACHE):
+        super().__init__(tmp)
+        self.uv_cache = uv_cache
+        (self.bin / "uv").unlink()
+        (self.bin / "uv").symlink_to(find_uv())
+        for version in ("3.12", "3.11"):
+            (self.bin / f"python{version}").symlink_to(find_python(version))
+
+    def env(self, model=OLMOCR, *, without=(), settings=None, **overrides) -> dict[str, str]:
+        env = super().env(model, without=without, settings=settings, **overrides)
+        env.update(
+            UV_CACHE_DIR=str(self.uv_cache),
+            UV_PYTHON_DOWNLOADS="never",  # no network but the package index: use the local Pythons
+            UV_NO_PROGRESS="1",
+            INSTALL_ATTEMPTS="1",
+            LOCK_WAIT_S="5",
+        )
+        env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ and k not in overrides})
+        return env
+
+    def venv(self, name: str) -> Path:
+        (path,) = [p for p in self.ws.glob(f"venvs/{name}-*") if p.is_dir()]
+        return path
+
+    def seed_model(self, repo: str) -> None:
+        """The weights are on the volume already (no Hub here): the template's completion marker."""
+        d = self.ws / "hf_cache" / "hub" / ("models--" + repo.replace("/", "--"))
+        d.mkdir(parents=True, exist_ok=True)
+        (d / ".runpod-deploy-complete@default").write_text(f"{repo} default\n")
+
+    def stand_in_vllm(self) -> None:
+        """Replace the installed vLLM's entry point (it needs a GPU to serve) by the stub server."""
+        target = self.venv("vllm") / "bin" / "vllm"
+        tmp = target.with_name("vllm.stand-in")
+        tmp.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB_PY}" vllm "$@"\n')
+        tmp.chmod(0o755)
+        os.replace(tmp, target)
+
+    def webui_pid(self, label: str) -> int:
+        return int((self.run_dir / f"{label}.openwebui.pid").read_text())
+
+
+def uv_installed_counts(output: str) -> list[int]:
+    """Real uv prints "Installed N packages in …" per install: the counts, in order."""
+    return [int(m.group(1)) for m in re.finditer(r"\] Installed (\d+) packages? in ", output)]
+
+
+def http(method: str, url: str, body: dict | None = None, token: str | None = None,
+         timeout: float = 30) -> tuple[int, dict | str]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=timeout) as r:
+            raw = r.read().decode()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        raw, status = e.read().decode(), e.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw
+
+
+def wait_http_ok(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = http("GET", url, timeout=5)
+            if last[0] == 200:
+                return
+        except OSError as e:
+            last = e
+        time.sleep(1)
+    pytest.fail(f"{url} did not answer 200 within {timeout}s (last: {last!r})")
+
+
+def signin(base: str, email: str, password: str) -> tuple[int, dict | str]:
+    return http("POST", f"{base}/api/v1/auths/signin", {"email": email, "password": password})
+
+
+__all__ = ["ARGCHECK_PY", "DEV_MODELS", "GPU_LINES", "OLMOCR", "SECRETS", "UV_CACHE", "RealHarness",
+           "gpu_types_to_check", "http", "signin", "stack_config", "uv_installed_counts", "wait_http_ok"]
