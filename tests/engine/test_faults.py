@@ -331,7 +331,10 @@ def test_up_killed_mid_create_recovers_without_a_duplicate(engine_emulator, tmp_
                     time.sleep(0.2)
                 spawned = _descendants(proc.pid)
                 if kill == "whole tree":
-                    _kill(spawned)  # the provider first, so it cannot react to the engine's death
+                    # Freeze the engine first, so it cannot record the provider's death as a failed
+                    # create (a machine dying gives it no such chance); then the provider, then the rest.
+                    os.killpg(pgid, signal.SIGSTOP)
+                    _kill(spawned)
             finally:
                 os.killpg(pgid, signal.SIGKILL)
                 proc.wait(timeout=60)
