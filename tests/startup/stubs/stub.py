@@ -9,7 +9,8 @@ Secret values are recorded only as sha256 hashes, so the record file is never a 
 
 Behaviour knobs (env): STUB_GPU (nvidia-smi output line), STUB_UV_FAIL, STUB_HF_FAIL,
 STUB_VLLM_FAIL (exit at once with status 3), STUB_HOLD (a file: uv and the downloader wait while it
-exists, an install or download in progress), STUB_METRICS (a file whose text the stub vLLM serves as /metrics: the test drives the counters).
+exists, an install or download in progress), STUB_METRICS (a file whose text the stub vLLM serves as
+/metrics: the test drives the counters).
 """
 
 from __future__ import annotations
