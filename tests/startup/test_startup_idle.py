@@ -4,15 +4,13 @@ pod-scoped RUNPOD_API_KEY). Minutes are shortened to seconds with IDLE_STOP_MINU
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 import requests
-from startup_harness import SECRETS, sha
+from startup_harness import SECRETS, STOPPED, Metrics, sha
 
 READY = r"^runpod-deploy phase=ready$"
-STOPPED = r"^runpod-deploy: idle stop: RunPod accepted the stop \(HTTP 200\)$"
 UA = {"User-Agent": "runpod-deploy-tests/0"}
 POD = {
     "name": "runpod-deploy-dev-olmocr-abc123",
@@ -22,34 +20,6 @@ POD = {
     "ports": ["8000/http", "3000/http"],
     "mounts": {"network": [{"volumeId": "fuzzvol01eu", "path": "/workspace"}]},
 }
-
-
-class Metrics:
-    """vLLM 0.11's /metrics text (the families the script reads, plus a _created line it must ignore),
-    written atomically to the file the stub vLLM serves."""
-
-    def __init__(self, path):
-        self.path = path
-        self.set(finished=0)
-
-    def set(self, finished: int, running: int = 0, waiting: int = 0) -> None:
-        labels = 'engine="0",model_name="olmocr"'
-        text = "\n".join([
-            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
-            "# TYPE vllm:num_requests_running gauge",
-            f"vllm:num_requests_running{{{labels}}} {running}.0",
-            "# TYPE vllm:num_requests_waiting gauge",
-            f"vllm:num_requests_waiting{{{labels}}} {waiting}.0",
-            "# HELP vllm:request_success_total Count of successfully processed requests.",
-            "# TYPE vllm:request_success_total counter",
-            f'vllm:request_success_total{{{labels},finished_reason="stop"}} {finished}.0',
-            f'vllm:request_success_total{{{labels},finished_reason="length"}} 0.0',
-            f'vllm:request_success_created{{{labels},finished_reason="stop"}} 1.7645e+09',
-            "",
-        ])
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.path)
 
 
 @pytest.fixture
