@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from runpod_provider.client import find_api_key
 from runpod_provider.provider_errors import MISSING_API_KEY
 
+from . import pricing
 from .schema import DEFAULT_GPU_TYPES, NS, GpuProfile, ModelConfig, StackConfig
 
 __all__ = ["NS", "DEFAULT_GPU_TYPES", "ConfigError", "GpuProfile", "ModelConfig", "StackConfig", "load",
@@ -136,14 +137,16 @@ def _echoable(key: str, value: Any) -> bool:
     return isinstance(value, scalar)
 
 
-def check_against_runpod(cfg: StackConfig, client: Any) -> None:
+def check_against_runpod(cfg: StackConfig, client: Any) -> dict[str, pricing.ModelPrice]:
     """The checks that need the API, before any pod is created: every GPU type id exists in the
-    catalog, and the network volume exists in the configured data center."""
+    catalog, the network volume exists in the configured data center, and each model's price
+    ceiling leaves it a GPU type. Returns the catalog prices per model (pricing.plan)."""
     from runpod_provider import api_errors as errors
 
     problems: list[str] = []
     try:
-        known = {g.id for g in client.gpu_types(cloud=cfg.cloud)}
+        catalog = client.gpu_types(cloud=cfg.cloud)
+        known = {g.id for g in catalog}
     except errors.AuthError as e:
         raise ConfigError([f"runpod:apiKey: RunPod refused the key ({e.status}); set a valid key with "
                            "`pulumi config set --secret runpod:apiKey <key>`"]) from None
@@ -165,13 +168,17 @@ def check_against_runpod(cfg: StackConfig, client: Any) -> None:
     except errors.NotFoundError:
         problems.append(f"{NS}:networkVolumeId: no network volume {cfg.network_volume_id!r} in this RunPod account; "
                         "list yours in the console (Storage) and set the id")
+    prices = pricing.plan(cfg, catalog)
+    problems += pricing.problems(prices, cfg)
     if problems:
         raise ConfigError(problems)
+    return prices
 
 
-def from_pulumi() -> StackConfig:
-    """Load and check the stack's config inside a Pulumi program. Problems stop the program with
-    pulumi.RunError (a message, no traceback) before any resource is declared."""
+def from_pulumi() -> tuple[StackConfig, dict[str, pricing.ModelPrice]]:
+    """Load and check the stack's config inside a Pulumi program; also the catalog prices per model.
+    Problems stop the program with pulumi.RunError (a message, no traceback) before any resource is
+    declared. The stack's worst-case $/h is logged (preview shows it)."""
     import pulumi
 
     from runpod_provider.client import RunPodClient
@@ -184,9 +191,10 @@ def from_pulumi() -> StackConfig:
         cfg = load(get, pulumi.get_project(), pulumi.get_stack())
         client = RunPodClient(cfg.api_key)
         try:
-            check_against_runpod(cfg, client)
+            prices = check_against_runpod(cfg, client)
         finally:
             client.close()
     except ConfigError as e:
         raise pulumi.RunError(str(e)) from None
-    return cfg
+    pulumi.log.info(pricing.summary(prices))
+    return cfg, prices

@@ -66,6 +66,7 @@ class ModelServer(pulumi.ComponentResource):
             "running": model.running,
             "readiness": [{"port": VLLM_PORT, "path": "/health"}, {"port": WEBUI_PORT, "path": "/health"}],
             "ready_timeout_s": cfg.ready_timeout_seconds,
+            "max_price_per_hour": cfg.max_price_for(model),
         }, opts=child)
 
         self.pod_id = pod.pod_id

@@ -100,4 +100,6 @@ def startup_env(name: str, model: ModelConfig, cfg: StackConfig, *, workspace: s
     }
     if model.local_dir:
         env["MODEL_LOCAL_DIR"] = model.local_dir
+    if model.idle_stop_minutes is not None:
+        env["IDLE_STOP_MINUTES"] = str(model.idle_stop_minutes)
     return env

@@ -80,6 +80,14 @@ class ModelConfig(Strict):
                                                 description="overrides the stack's `containerDiskGb`")
     extra_ports: list[Annotated[str, Field(pattern=PORT_RE)]] = Field(
         default_factory=list, alias="extraPorts", description="more ports to expose, e.g. `8888/http`")
+    idle_stop_minutes: StrictInt | None = Field(
+        None, alias="idleStopMinutes", ge=1, le=7 * 24 * 60,
+        description="the pod stops itself after this many minutes without a request to vLLM (Open WebUI chats "
+                    "count); the volume is kept and `pulumi up` starts it again (README: Idle stop). Unset: off. "
+                    "A change restarts the pod's container")
+    max_price_per_hour: float | None = Field(
+        None, alias="maxPricePerHour", gt=0,
+        description="overrides the stack's `maxPricePerHour` for this model")
 
     @field_validator("gpu_profiles")
     @classmethod
@@ -150,6 +158,10 @@ class StackConfig(Strict):
     webui_admin_email: str = Field("admin@fuzzion.local", alias="webuiAdminEmail", pattern=r"^[^@\s]+@[^@\s]+$",
                                    description="Open WebUI admin account (its password is generated)")
     start_ssh: StrictBool = Field(True, alias="startSsh", description="let RunPod inject the account's SSH keys")
+    max_price_per_hour: float | None = Field(
+        None, alias="maxPricePerHour", gt=0,
+        description="price ceiling, USD per hour per pod: GPU types whose catalog price in `cloud` (times "
+                    "`gpuCount`) is above it are never created. Unset: no ceiling")
     models: dict[str, ModelConfig] = Field(min_length=1, description="model name → settings (table below)")
     # Secrets (plaintext here, in the program process only; they reach resources as Outputs).
     api_key: str | None = Field(None, alias="apiKey", exclude=True, repr=False,
@@ -186,3 +198,6 @@ class StackConfig(Strict):
 
     def gpu_types_for(self, model: ModelConfig) -> list[str]:
         return model.gpu_types or self.gpu_types
+
+    def max_price_for(self, model: ModelConfig) -> float | None:
+        return model.max_price_per_hour if model.max_price_per_hour is not None else self.max_price_per_hour

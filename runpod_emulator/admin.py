@@ -10,6 +10,7 @@ the in-process `Emulator` methods of the same names, so a test or demo behaves t
     POST   /_emulator/reset
     DELETE /_emulator/pods/{id}        out-of-band delete (as from the console)
     POST   /_emulator/pods/{id}/stop   out-of-band stop
+    GET    /_emulator/pods/{id}/container-env   the env the pod's container sees (injected identity included)
 
     admin = AdminClient("http://127.0.0.1:8765/_emulator")
     admin.inject(method="POST", path="/v2/pods", kind="after_effect", status=500)
@@ -54,6 +55,9 @@ def _route(emu, method: str, path: str, req: Request) -> Reply:
         return json_reply(200, {"faults": emu.faults.pending()})
     if pod and method == "POST" and pod[2]:
         return json_reply(200, emu.stop_pod_out_of_band(pod[1]))
+    container = re.fullmatch(r"/pods/([^/]+)/container-env", path)
+    if container and method == "GET":
+        return json_reply(200, emu.container_env(container[1]))
     if pod and method == "DELETE" and not pod[2]:
         emu.delete_pod_out_of_band(pod[1])
     elif (method, path) == ("DELETE", "/faults"):
@@ -128,6 +132,9 @@ class AdminClient:
 
     def stop_pod_out_of_band(self, pod_id: str) -> dict:
         return self._call("POST", f"/pods/{quote(pod_id)}/stop")
+
+    def container_env(self, pod_id: str) -> dict:
+        return self._call("GET", f"/pods/{quote(pod_id)}/container-env")
 
     def reset(self):
         self._call("POST", "/reset")

@@ -16,6 +16,7 @@ The check and faults come first because on the live service they sit in front of
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Optional
@@ -147,8 +148,15 @@ class Emulator:
         scheme, _, key = req.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             return problem(401, "missing bearer token")  # the spec's 401 carries no RateLimit headers
-        if key.strip() not in self.api_keys:
-            return self._rate_limited(problem(403, "access denied"))
+        key = key.strip()
+        if key not in self.api_keys:
+            own_pod = self.world.pod_of_key(key)
+            if own_pod is None:
+                return self._rate_limited(problem(403, "access denied"))
+            # A pod-scoped key (RUNPOD_API_KEY in the pod) acts on its own pod only. Its exact scope on
+            # the live API is unconfirmed (runpod_emulator/README.md); this is the strict reading.
+            if not re.fullmatch(rf"/v2/pods/{re.escape(own_pod)}(/.*)?", req.path):
+                return self._rate_limited(problem(403, "a pod-scoped API key may only act on its own pod"))
         return self._rate_limited(self.api.handle(req))
 
     def _rate_limited(self, reply: Reply) -> Reply:
@@ -192,6 +200,11 @@ class Emulator:
     def stop_pod_out_of_band(self, pod_id: str) -> dict:
         """Stop as someone using the console would; returns the pod."""
         return self._by_pod_id(self.world.stop_out_of_band, pod_id)
+
+    def container_env(self, pod_id: str) -> dict:
+        """The env the pod's container sees: its env plus what RunPod injects (RUNPOD_POD_ID, the
+        pod-scoped RUNPOD_API_KEY, …). Run the real startup script with it to play the pod."""
+        return self._by_pod_id(self.world.container_env, pod_id)
 
     def reset(self):
         """Back to a fresh world: no pods, seeded volumes, default stock, no faults, no requests."""

@@ -15,6 +15,7 @@ new boot. Every method takes the lock, so the world is safe to share between han
 from __future__ import annotations
 
 import random
+import secrets
 import string
 import threading
 import time
@@ -110,6 +111,8 @@ class Pod:
     last_started_at: Optional[float] = None
     service_ready: Optional[bool] = None  # per-pod override of World.service_default
     internal_ip: str = field(default_factory=lambda: f"100.65.{random.randint(0, 255)}.{random.randint(1, 254)}")
+    # RunPod's pod-scoped API key, injected into the container as RUNPOD_API_KEY (see container_env).
+    pod_key: str = field(default_factory=lambda: "rpa_pod_" + secrets.token_hex(16))
 
 
 class World:
@@ -419,6 +422,26 @@ class World:
     def _delete(self, pod: Pod):
         # A deleted pod is gone: GET answers 404 and it leaves the list (TERMINATED is never shown).
         del self.pods[pod.id]
+
+    # ----- the identity RunPod injects into every pod ---------------------------------------------
+
+    def container_env(self, pod_id: str) -> dict:
+        """The env the pod's container sees: its own env plus "Runpod-provided variables"
+        (https://docs.runpod.io/pods/templates/environment-variables), among them RUNPOD_POD_ID and the
+        pod-scoped RUNPOD_API_KEY. GET /pods/{id} echoes only the pod's own env (whether live echoes the
+        injected ones is unconfirmed). Injected values win over the pod's own (unconfirmed)."""
+        with self.lock:
+            pod = self._pod(pod_id)
+            injected = {"RUNPOD_POD_ID": pod.id, "RUNPOD_API_KEY": pod.pod_key, "RUNPOD_DC_ID": pod.data_center,
+                        "RUNPOD_GPU_COUNT": str(pod.gpu.get("count", 0))}
+            for mount in pod.mounts.get("network", []):
+                injected["RUNPOD_VOLUME_ID"] = mount["volumeId"]
+            return {**pod.env, **injected}
+
+    def pod_of_key(self, key: str) -> Optional[str]:
+        """The id of the live pod whose pod-scoped key this is (a deleted pod's key is dead)."""
+        with self.lock:
+            return next((p.id for p in self.pods.values() if secrets.compare_digest(p.pod_key, key)), None)
 
     # ----- out-of-band (as if someone used the console) -------------------------------------
 

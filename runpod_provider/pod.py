@@ -111,8 +111,12 @@ class PodProvider(dynamic.ResourceProvider):
     def _place(self, client: RunPodClient, spec: PodSpec) -> ApiPod:
         """Walk the GPU preference list: v2 places one GPU type per create and never falls back."""
         stock = _catalog_stock(client, spec)
+        over_ceiling = _over_price_ceiling(client, spec)
         reasons: list[str] = []
         for gpu in spec.gpu_type_ids:
+            if gpu in over_ceiling:
+                reasons.append(over_ceiling[gpu])
+                continue
             if stock is not None and gpu in stock and stock[gpu] == "NONE":
                 reasons.append(f"{gpu}: no stock in {', '.join(spec.data_center_ids)} (catalog)")
                 continue
@@ -283,6 +287,28 @@ def _catalog_stock(client: RunPodClient, spec: PodSpec) -> dict[str, str] | None
     for t in types:
         levels = [t.stock_in(dc) or "NONE" for dc in spec.data_center_ids]
         out[t.id] = max(levels, key=lambda lv: order.index(lv) if lv in order else 0)
+    return out
+
+
+def _over_price_ceiling(client: RunPodClient, spec: PodSpec) -> dict[str, str]:
+    """GPU types of the walk that `max_price_per_hour` rules out, each with its reason: the catalog
+    price in the pod's cloud (times gpu_count) is above the ceiling, or unknown. A ceiling is a
+    promise about billing, so an unreadable catalog rules every type out instead of guessing."""
+    ceiling = spec.max_price_per_hour
+    if ceiling is None:
+        return {}
+    try:
+        catalog = {t.id: t for t in client.gpu_types(gpu_count=spec.gpu_count, cloud=spec.cloud)}
+    except api_errors.RunPodError as e:
+        return {g: f"{g}: price unknown (the GPU catalog did not answer: {e}), so not created under "
+                   f"maxPricePerHour ${ceiling:g}/h" for g in spec.gpu_type_ids}
+    out = {}
+    for gpu in spec.gpu_type_ids:
+        price = catalog[gpu].hourly_price(spec.cloud, spec.gpu_count) if gpu in catalog else None
+        if price is None:
+            out[gpu] = f"{gpu}: no catalog price in {spec.cloud}, so not created under maxPricePerHour ${ceiling:g}/h"
+        elif price > ceiling + 1e-9:
+            out[gpu] = f"{gpu}: ${price:g}/h in {spec.cloud} is above maxPricePerHour ${ceiling:g}/h"
     return out
 
 

@@ -21,8 +21,10 @@ class MissingApiKey(ProviderError):
 class NoCapacityAnywhere(ProviderError):
     def __init__(self, reasons: list[str]) -> None:
         self.reasons = reasons
-        super().__init__("no GPU type could be placed: " + "; ".join(reasons)
-                         + ". Add GPU types to gpuTypes, or try again later.")
+        hint = "Add GPU types to gpuTypes, or try again later"
+        if any("maxPricePerHour" in r for r in reasons):
+            hint += ", or raise maxPricePerHour"
+        super().__init__("no GPU type could be placed: " + "; ".join(reasons) + f". {hint}.")
 
 
 class CreateOutcomeUnknown(ProviderError):

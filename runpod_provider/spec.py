@@ -73,6 +73,9 @@ class PodSpec(BaseModel):
     readiness: Annotated[list[Probe], Change.LOCAL] = Field(default_factory=list)
     ready_timeout_s: Annotated[int, Change.LOCAL] = Field(
         default=1800, ge=1, description="own deadline: dynamic resources ignore customTimeouts")
+    max_price_per_hour: Annotated[float | None, Change.LOCAL] = Field(
+        default=None, gt=0, description="USD/hour ceiling: GPU types whose catalog price in `cloud` (times "
+                                        "`gpu_count`) is above it, or unknown, are not created")
 
     @field_validator("gpu_type_ids", "data_center_ids")
     @classmethod

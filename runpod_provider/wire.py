@@ -280,3 +280,9 @@ class GpuType(_Response):
                     return dc.availability
             return "NONE"
         return "NONE" if self.availability == "NONE" else None
+
+    def hourly_price(self, cloud: str, count: int = 1) -> float | None:
+        """Catalog USD/hour for `count` GPUs of this type in `cloud` (`price.secure`/`price.community`
+        are per GPU, listGpuTypes); None when the catalog gives none. A pod bills its own `cost`."""
+        per_gpu = None if self.price is None else (self.price.secure if cloud == "SECURE" else self.price.community)
+        return None if per_gpu is None else round(per_gpu * count, 4)

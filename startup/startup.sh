@@ -53,6 +53,15 @@ LOCK_WAIT_S="${LOCK_WAIT_S:-1800}"                    # wait for another pod ins
 DOWNLOAD_PROGRESS_S="${DOWNLOAD_PROGRESS_S:-30}"
 LOG_MAX_BYTES="${LOG_MAX_BYTES:-104857600}"           # rotate a log to .1 at (re)start above this
 RUN_DIR="${RUN_DIR:-/tmp/runpod-deploy}"              # container-local: instance lock, pid files
+# Idle stop (optional; see the "idle stop" functions below):
+IDLE_STOP_MINUTES="${IDLE_STOP_MINUTES:-}"            # from the model's idleStopMinutes; empty: off
+IDLE_STOP_MINUTE_S="${IDLE_STOP_MINUTE_S:-60}"        # seconds in one of those minutes (tests: 1)
+IDLE_STOP_CHECK_S="${IDLE_STOP_CHECK_S:-30}"          # how often vLLM's /metrics is read
+IDLE_STOP_API_URL="${IDLE_STOP_API_URL:-https://api.runpod.io/v2}"   # RunPod REST v2 (tests: the emulator)
+# RunPod's pod-scoped key: kept in a shell variable, out of every child's env (vLLM, Open WebUI, the
+# installers); only the stop request gets it.
+IDLE_STOP_KEY="${RUNPOD_API_KEY:-}"
+unset RUNPOD_API_KEY
 
 # ------------------------------------------------------------------ output
 STARTUP_LOG=""
@@ -436,6 +445,102 @@ watch_health() { # prints phase=ready each time vLLM's /health turns 200; notes 
   done
 }
 
+# ------------------------------------------------------------------ idle stop
+# With IDLE_STOP_MINUTES set, the pod stops itself after that many minutes without a request to vLLM,
+# through the RunPod API, with the identity RunPod gives every pod: RUNPOD_POD_ID and the pod-scoped
+# RUNPOD_API_KEY ("Runpod-provided variables", https://docs.runpod.io/pods/templates/environment-variables).
+# A stop keeps the network volume, so `pulumi up` brings the pod back with a warm start.
+
+idle_stop_wanted() { # checks the idle-stop settings once; true when the pod should watch for idleness
+  [ -n "$IDLE_STOP_MINUTES" ] || return 1
+  [[ "$IDLE_STOP_MINUTES" =~ ^[1-9][0-9]*$ ]] ||
+    die 2 "IDLE_STOP_MINUTES must be a whole number of minutes (1 or more), or empty for no idle stop (got '$IDLE_STOP_MINUTES')"
+  for var in IDLE_STOP_MINUTE_S IDLE_STOP_CHECK_S; do
+    [[ "${!var}" =~ ^[0-9]+([.][0-9]+)?$ ]] || die 2 "$var must be a number of seconds (got '${!var}')"
+  done
+  if [ -z "${RUNPOD_POD_ID:-}" ] || [ -z "$IDLE_STOP_KEY" ]; then
+    error "idle stop is off: RUNPOD_POD_ID and RUNPOD_API_KEY, which RunPod sets in every pod, are not both set"
+    return 1
+  fi
+}
+
+idle_metrics() { # prints "<requests finished> <requests running or waiting>", read from vLLM's /metrics
+  # vLLM 0.11 (vllm/v1/metrics/loggers.py, PrometheusStatLogger): the counter vllm:request_success_total
+  # (one series per finished_reason; it grows when a request ends, whatever the reason) and the gauges
+  # vllm:num_requests_running / vllm:num_requests_waiting (a long request counts while it runs).
+  # /metrics needs no key: vLLM checks the key only on /v1 paths (vllm/entrypoints/openai/api_server.py).
+  local url="http://127.0.0.1:$VLLM_PORT/metrics" body
+  if command -v curl >/dev/null 2>&1; then
+    body="$(curl -sf -m 5 --noproxy '*' "$url" 2>/dev/null)" || return 1
+  else
+    body="$(python3 -c 'import sys, urllib.request as u; sys.stdout.write(u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=5).read().decode())' "$url" 2>/dev/null)" || return 1
+  fi
+  awk '/^vllm:request_success_total[{ ]/ { done += $NF }
+       /^vllm:num_requests_(running|waiting)[{ ]/ { busy += $NF }
+       END { printf "%.0f %.0f\n", done, busy }' <<<"$body"
+}
+
+idle_stop_request() { # asks RunPod to stop this pod; prints the answer, never the key. False if refused.
+  RUNPOD_API_KEY="$IDLE_STOP_KEY" python3 - <<'PY'
+import json, os, sys, urllib.error, urllib.request
+# REST v2 operation podAction: POST /pods/{id}/action {"action": "stop"} -> 200 with the pod (EXITED).
+url = os.environ["IDLE_STOP_API_URL"].rstrip("/") + "/pods/" + os.environ["RUNPOD_POD_ID"] + "/action"
+req = urllib.request.Request(url, data=b'{"action": "stop"}', method="POST", headers={
+    "Authorization": "Bearer " + os.environ["RUNPOD_API_KEY"], "Content-Type": "application/json",
+    # Cloudflare in front of the API refuses urllib's default User-Agent.
+    "User-Agent": "runpod-deploy-startup"})
+try:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30) as r:
+        print(f"HTTP {r.status}")
+except urllib.error.HTTPError as e:
+    detail = e.read().decode(errors="replace")
+    try:
+        detail = json.loads(detail).get("detail") or detail
+    except (ValueError, AttributeError):
+        pass
+    print(f"HTTP {e.code}: {' '.join(str(detail).split())[:200]}")
+    sys.exit(1)
+except Exception as e:  # no answer at all
+    print(f"no answer: {type(e).__name__}: {e}"[:200])
+    sys.exit(1)
+PY
+}
+
+idle_now_ms() { # wall clock in ms (EPOCHREALTIME, bash >= 5; else whole seconds)
+  local t="${EPOCHREALTIME:-}"
+  if [ -z "$t" ]; then
+    echo $(($(date +%s) * 1000))
+    return
+  fi
+  t="${t/,/.}"
+  echo $((${t%.*} * 1000 + 10#${t#*.} / 1000))
+}
+
+# shellcheck disable=SC2317  # invoked indirectly (trap)
+watch_idle() { # background: stops this pod after IDLE_STOP_MINUTES without a request; one attempt only
+  local limit_ms seen=0 last="" idle_since=0 sample finished busy outcome
+  trap 'exit 0' TERM
+  limit_ms=$(awk -v m="$IDLE_STOP_MINUTES" -v s="$IDLE_STOP_MINUTE_S" 'BEGIN { printf "%d", m * s * 1000 }')
+  say "idle stop: on; the pod stops itself after $IDLE_STOP_MINUTES min without a request to vLLM"
+  while :; do
+    nap "$IDLE_STOP_CHECK_S"
+    sample="$(idle_metrics)" || continue # vLLM not answering (yet): the clock waits for its first answer
+    read -r finished busy <<<"$sample"
+    # The clock starts at vLLM's first answer, so it never runs while installing, downloading or loading.
+    if [ "$seen" = 0 ] || [ "$finished" != "$last" ] || [ "$busy" -gt 0 ]; then
+      seen=1 last=$finished idle_since=$(idle_now_ms)
+    elif [ $(($(idle_now_ms) - idle_since)) -ge "$limit_ms" ]; then
+      break
+    fi
+  done
+  say "idle stop: no request for $IDLE_STOP_MINUTES min: stopping pod $RUNPOD_POD_ID through the RunPod API (the volume is kept; \`pulumi up\` starts it again)"
+  if outcome="$(idle_stop_request)"; then
+    say "idle stop: RunPod accepted the stop ($outcome)"
+  else
+    error "idle stop refused ($outcome): the pod keeps serving; stop it with \`pulumi up\` and running: false if wanted"
+  fi
+}
+
 # ================================================================== main
 trap on_setup_signal TERM INT
 phase prepare
@@ -457,6 +562,8 @@ for var in VLLM_VERSION OPENWEBUI_VERSION VLLM_PYTHON WEBUI_PYTHON; do
   [[ "${!var}" =~ ^[A-Za-z0-9][A-Za-z0-9.+_-]*$ ]] || die 2 "$var is not a version (got '${!var}')"
 done
 command -v python3 >/dev/null 2>&1 || die 2 "python3 is required"
+IDLE_STOP=0
+if idle_stop_wanted; then IDLE_STOP=1; fi
 
 LOG_DIR="$WORKSPACE/logs/$POD_LABEL"
 mkdir -p "$LOG_DIR" "$RUN_DIR" || die 1 "cannot create $LOG_DIR or $RUN_DIR"
@@ -696,6 +803,10 @@ else
 fi
 watch_health &
 WATCHER=$!
+if [ "$IDLE_STOP" = 1 ]; then
+  watch_idle &
+  SUPERVISORS+=("$!") # stopped with the services
+fi
 
 # Never exit on our own: a service that gave up stays down, but the pod stays inspectable.
 while [ "$STOPPING" = 0 ]; do nap 60; done

@@ -73,3 +73,42 @@ def test_authenticated_answers_carry_ratelimit_headers(api):
     response = api.get("/pods")
     assert '"minute";r=' in response.headers["RateLimit"]
     assert '"minute";q=' in response.headers["RateLimit-Policy"]
+
+
+# --- the identity RunPod injects into every pod --------------------------------------------------
+
+def test_a_pod_sees_its_id_and_a_pod_scoped_key_that_only_acts_on_its_own_pod(emulator, api, new_client,
+                                                                                pod_body):
+    mine, other = api.create()["id"], api.create(name="other")["id"]
+    env = emulator.container_env(mine)
+    assert env["RUNPOD_POD_ID"] == mine and env["SERVED_MODEL_NAME"] == "olmocr"
+    assert env["RUNPOD_DC_ID"] == "EU-RO-1" and env["RUNPOD_VOLUME_ID"] == "fuzzvol01eu"
+    key = env["RUNPOD_API_KEY"]
+    assert key not in emulator.api_keys and key != emulator.container_env(other)["RUNPOD_API_KEY"]
+    assert "RUNPOD_API_KEY" not in api.pod(mine)["env"]  # GET echoes the pod's own env only
+
+    pod_key = new_client(key)
+    assert pod_key.get(f"/pods/{mine}").status_code == 200
+    for response in (pod_key.get(f"/pods/{other}"), pod_key.action(other, "stop"), pod_key.get("/pods"),
+                     pod_key.delete(f"/pods/{other}"), pod_key.post("/pods", json=pod_body),
+                     pod_key.get("/catalog/gpus")):
+        assert response.status_code == 403, response.request.url
+        assert response.json()["detail"] == "a pod-scoped API key may only act on its own pod"
+    assert api.pod(other)["status"] != "EXITED"
+
+    api.wait_ready(mine)
+    stopped = pod_key.action(mine, "stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "EXITED"
+    assert api.pod(mine)["status"] == "EXITED" and api.pod(mine)["actions"] == ["start", "terminate"]
+
+    api.delete(f"/pods/{mine}")
+    assert pod_key.get(f"/pods/{mine}").json()["detail"] == "access denied"  # the key died with its pod
+
+
+def test_container_env_over_the_admin_interface(emulator, api):
+    from runpod_emulator.admin import AdminClient
+
+    pod_id = api.create()["id"]
+    assert AdminClient(emulator.admin_url).container_env(pod_id) == emulator.container_env(pod_id)
+    with pytest.raises(KeyError):
+        AdminClient(emulator.admin_url).container_env("nosuchpod")

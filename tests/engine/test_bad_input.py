@@ -94,6 +94,15 @@ CASES = [
      ["runpod-deploy:models.olmocr.localDir", "should match pattern"]),
     ("empty image", {"image": ""}, {},
      ["runpod-deploy:image", "at least 1 character"]),
+    ("price ceiling below every GPU of the stack", {"maxPricePerHour": 0.5}, {},
+     ["runpod-deploy:maxPricePerHour", "$0.5/h is below the SECURE price of every GPU type model 'olmocr'",
+      "NVIDIA L40S $0.86/h", "NVIDIA GeForce RTX 4090 $0.69/h", "raise it to at least 0.69"]),
+    ("price ceiling of one model below its GPUs", model_change(maxPricePerHour=0.6), {},
+     ["runpod-deploy:models.olmocr.maxPricePerHour", "below the SECURE price of every GPU type model 'olmocr'"]),
+    ("negative price ceiling", {"maxPricePerHour": -1}, {},
+     ["runpod-deploy:maxPricePerHour", "greater than 0"]),
+    ("idle stop after 0 minutes", model_change(idleStopMinutes=0), {},
+     ["runpod-deploy:models.olmocr.idleStopMinutes", "greater than or equal to 1"]),
 ]
 
 

@@ -180,3 +180,40 @@ def test_no_config_error_ever_contains_a_secret(change):
         load({**DEV, "runpod-deploy:models": models, "runpod:apiKey": "rpa_SECRET_1"},
              env={"HF_TOKEN": "" if change.get("needsHfToken") else "hf_SECRET_2"})
     assert "rpa_SECRET_1" not in str(e.value) and "hf_SECRET_2" not in str(e.value)
+
+
+def test_price_ceiling_and_worst_case_from_the_catalog():
+    """Catalog prices are per GPU in the stack's cloud; a pod's price is that times gpuCount."""
+    from runpod_deploy import pricing
+    from runpod_provider.wire import GpuType
+
+    catalog = [GpuType.model_validate({"id": "NVIDIA L40S", "price": {"secure": 0.86, "community": 0.79}}),
+               GpuType.model_validate({"id": "NVIDIA A100 80GB PCIe", "price": {"secure": 1.39, "community": 1.19}}),
+               GpuType.model_validate({"id": "NVIDIA GeForce RTX 4090", "price": {"secure": 0.69}})]
+    models = json.loads(json.dumps(DEV["runpod-deploy:models"]))
+    models["olmocr"]["gpuCount"] = 2
+    models["qwen3vl"]["maxPricePerHour"] = 5  # the model's own ceiling wins over the stack's
+    cfg = load({**DEV, "runpod:apiKey": "k", "runpod-deploy:models": models, "runpod-deploy:cloud": "COMMUNITY",
+                "runpod-deploy:maxPricePerHour": "2.0"})
+    prices = pricing.plan(cfg, catalog)
+    # olmocr, 2 GPUs on COMMUNITY: L40S 1.58, A100 2.38 (above 2.0), 4090 unknown there (not allowed).
+    assert prices["olmocr"].prices == {"NVIDIA L40S": 1.58, "NVIDIA A100 80GB PCIe": 2.38,
+                                       "NVIDIA GeForce RTX 4090": None}
+    assert prices["olmocr"].allowed == ["NVIDIA L40S"] and prices["olmocr"].worst == (1.58, "NVIDIA L40S")
+    assert prices["qwen3vl"].ceiling == 5 and prices["qwen3vl"].worst == (1.19, "NVIDIA A100 80GB PCIe")
+    assert pricing.worst_case(prices) == 2.77 and pricing.problems(prices, cfg) == []
+
+    cfg = load({**DEV, "runpod:apiKey": "k", "runpod-deploy:maxPricePerHour": "0.5"})
+    olmocr, qwen = pricing.problems(pricing.plan(cfg, catalog), cfg)
+    assert "model 'qwen3vl'" in qwen
+    assert olmocr.startswith("runpod-deploy:maxPricePerHour: $0.5/h is below the SECURE price of every GPU type "
+                             "model 'olmocr' may use (NVIDIA L40S $0.86/h, NVIDIA A100 80GB PCIe $1.39/h, "
+                             "NVIDIA GeForce RTX 4090 $0.69/h); raise it to at least 0.69")
+
+
+def test_idle_stop_minutes_reaches_the_pod_env_only_when_set():
+    models = json.loads(json.dumps(DEV["runpod-deploy:models"]))
+    models["olmocr"]["idleStopMinutes"] = 45
+    cfg = load({**DEV, "runpod:apiKey": "k", "runpod-deploy:models": models})
+    assert pod_env.startup_env("olmocr", cfg.models["olmocr"], cfg)["IDLE_STOP_MINUTES"] == "45"
+    assert "IDLE_STOP_MINUTES" not in pod_env.startup_env("qwen3vl", cfg.models["qwen3vl"], cfg)

@@ -66,6 +66,38 @@ def pod_env(model: str = OLMOCR, settings: dict | None = None, workspace: str = 
     return startup_env(model, cfg.models[model], cfg, workspace=workspace)
 
 
+# The idle-stop watcher's line once RunPod accepted its stop request.
+STOPPED = r"^runpod-deploy: idle stop: RunPod accepted the stop \(HTTP 200\)$"
+
+
+class Metrics:
+    """vLLM 0.11's /metrics text (the families the script reads, plus a _created line it must ignore),
+    written atomically to the file the stub vLLM serves."""
+
+    def __init__(self, path):
+        self.path = path
+        self.set(finished=0)
+
+    def set(self, finished: int, running: int = 0, waiting: int = 0) -> None:
+        labels = 'engine="0",model_name="olmocr"'
+        text = "\n".join([
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+            "# TYPE vllm:num_requests_running gauge",
+            f"vllm:num_requests_running{{{labels}}} {running}.0",
+            "# TYPE vllm:num_requests_waiting gauge",
+            f"vllm:num_requests_waiting{{{labels}}} {waiting}.0",
+            "# HELP vllm:request_success_total Count of successfully processed requests.",
+            "# TYPE vllm:request_success_total counter",
+            f'vllm:request_success_total{{{labels},finished_reason="stop"}} {finished}.0',
+            f'vllm:request_success_total{{{labels},finished_reason="length"}} 0.0',
+            f'vllm:request_success_created{{{labels},finished_reason="stop"}} 1.7645e+09',
+            "",
+        ])
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.path)
+
+
 PHASES = ["prepare", "install-vllm", "install-webui", "download-model", "start-vllm", "start-webui", "ready"]
 
 

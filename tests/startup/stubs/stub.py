@@ -8,7 +8,9 @@ Each call appends one JSON line to $STUB_LOG: tool, argv, pid, cwd and a chosen 
 Secret values are recorded only as sha256 hashes, so the record file is never a leak itself.
 
 Behaviour knobs (env): STUB_GPU (nvidia-smi output line), STUB_UV_FAIL, STUB_HF_FAIL,
-STUB_VLLM_FAIL (exit at once with status 3).
+STUB_VLLM_FAIL (exit at once with status 3), STUB_HOLD (a file: uv and the downloader wait while it
+exists, an install or download in progress), STUB_METRICS (a file whose text the stub vLLM serves as
+/metrics: the test drives the counters).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SECRET_KEYS = ("VLLM_API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD",
-               "WEBUI_SECRET_KEY")
+               "WEBUI_SECRET_KEY", "RUNPOD_API_KEY")
 PLAIN_KEYS = (
     "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER", "VLLM_CACHE_ROOT",
     "DATA_DIR", "OPENAI_API_BASE_URL", "ENABLE_OLLAMA_API", "ENABLE_OPENAI_API", "WEBUI_AUTH",
@@ -55,8 +57,15 @@ def opt(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
 
 
+def hold() -> None:
+    """An install or download that takes as long as the test wants: wait while $STUB_HOLD exists."""
+    while os.environ.get("STUB_HOLD") and Path(os.environ["STUB_HOLD"]).exists():
+        time.sleep(0.05)
+
+
 def uv(argv: list[str]) -> int:
     record("uv", argv)
+    hold()
     if os.environ.get("STUB_UV_FAIL"):
         print("error: stub uv told to fail")
         return 2
@@ -90,6 +99,7 @@ def nvidia_smi(argv: list[str]) -> int:
 
 def hf(tool: str, argv: list[str]) -> int:
     record(tool, argv)
+    hold()
     if os.environ.get("STUB_HF_FAIL"):
         print("stub hf: network error")
         return 1
@@ -106,9 +116,10 @@ def serve_http(port: int, routes) -> None:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
             status, body = routes(self.path, self.headers.get("Authorization", ""))
-            data = json.dumps(body).encode()
+            text = isinstance(body, str)  # Prometheus text (/metrics), else JSON
+            data = body.encode() if text else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain; version=0.0.4" if text else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -139,6 +150,9 @@ def vllm(argv: list[str]) -> int:
     def routes(path, auth):
         if path == "/health":
             return 200, {}
+        if path == "/metrics":  # no key, like vLLM's (its key check covers /v1 paths only)
+            metrics = os.environ.get("STUB_METRICS")
+            return 200, Path(metrics).read_text() if metrics and Path(metrics).exists() else ""
         if path == "/v1/models":
             if key and auth == f"Bearer {key}":
                 return 200, {"data": [{"id": n} for n in names]}
