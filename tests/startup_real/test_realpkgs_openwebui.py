@@ -5,7 +5,6 @@ Tests run in file order on one warm start; the last one restarts with a changed 
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -87,9 +86,11 @@ def test_open_webui_gets_a_working_download_setting(real, warm):
         "from huggingface_hub import file_download\n"
         "class H(http.server.BaseHTTPRequestHandler):\n"
         "    def do_GET(self):\n"
-        "        self.send_response(200); self.send_header('Content-Length', '5'); self.end_headers(); self.wfile.write(b'bytes')\n"
+        "        self.send_response(200); self.send_header('Content-Length', '5'); self.end_headers()\n"
+        "        self.wfile.write(b'bytes')\n"
         "    def log_message(self, *a): pass\n"
-        "s = http.server.HTTPServer(('127.0.0.1', 0), H); threading.Thread(target=s.serve_forever, daemon=True).start()\n"
+        "s = http.server.HTTPServer(('127.0.0.1', 0), H)\n"
+        "threading.Thread(target=s.serve_forever, daemon=True).start()\n"
         "with tempfile.TemporaryFile() as f:\n"
         "    file_download.http_get(f'http://127.0.0.1:{s.server_port}/x', f)\n"
         "    f.seek(0); assert f.read() == b'bytes'\n"

@@ -56,7 +56,8 @@ def test_vllm_parser_accepts_every_command_line_the_template_builds(real, tmp_pa
         args = res["args"]
         assert args["served_model_name"][0] == stack_config().models[name].served_model_name, (name, gpu)
         assert args["api_key"] is None, "the key must travel in env VLLM_API_KEY, not on argv"
-        assert isinstance(args["limit_mm_per_prompt"], dict) and args["limit_mm_per_prompt"].get("video") == 0, (name, gpu)
+        limit_mm = args["limit_mm_per_prompt"]
+        assert isinstance(limit_mm, dict) and limit_mm.get("video") == 0, (name, gpu)
         assert args["safetensors_load_strategy"] == "eager", (name, gpu)  # vLLM takes any string here
         profile = stack_config().models[name].resolved_profiles()
         expected = (profile.get(gpu) or profile["default"]).max_cudagraph_capture_size
