@@ -3,6 +3,8 @@ Each message says what happened and what to do; none carries a secret."""
 
 from __future__ import annotations
 
+import re
+
 
 class ProviderError(Exception):
     pass
@@ -79,7 +81,8 @@ def what_runpod_did(err: Exception) -> tuple[str, str]:
     if isinstance(err, e.ServerError):
         return f"RunPod failed on its side ({status}: {detail})", "wait a few minutes (status.runpod.io)"
     if isinstance(err, e.TransportError):
-        return f"RunPod could not be reached ({detail})", "check the network connection (and RUNPOD_API_URL if set)"
+        return (f"RunPod could not be reached ({err.method} {err.path}: {_network_reason(err.detail or '')})",
+                "check the network connection (and RUNPOD_API_URL if set)")
     if isinstance(err, e.InsufficientFundsError):
         return f"RunPod says the account is out of funds (402: {detail})", "add credit in the RunPod console (Billing)"
     if isinstance(err, e.ConflictError):
@@ -87,6 +90,16 @@ def what_runpod_did(err: Exception) -> tuple[str, str]:
                 "check the pod in the RunPod console (a locked pod must be unlocked first)")
     return (f"RunPod rejected the request ({status}: {detail})",
             "check the settings the message names; if they look right, report this line as a runpod-deploy bug")
+
+
+# The innermost cause in a requests/urllib3 error text, e.g. "[Errno 111] Connection refused".
+_REASONS = re.compile(r"\[Errno -?\d+\] [^'\")]+|Remote end closed connection without response|"
+                      r"Read timed out|Connection reset by peer|Name or service not known|timed out")
+
+
+def _network_reason(detail: str) -> str:
+    found = _REASONS.findall(detail)
+    return found[-1].strip() if found else detail.split(":", 1)[0] or "no answer"
 
 
 def _duration(seconds: float) -> str:

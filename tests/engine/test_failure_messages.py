@@ -60,7 +60,7 @@ def the_line(out: str, marker: str) -> str:
     """The output line holding `marker`, without the CLI's `error: ` prefix."""
     lines = [ln.strip() for ln in out.splitlines() if marker in ln]
     assert lines, f"{marker!r} not in:\n{out[-3000:]}"
-    return lines[-1].removeprefix("error: ")
+    return lines[-1].removeprefix("error: ").removeprefix("- ")
 
 
 def check(emu, st, out: str, must: list[str], teammate: str, secrets: list[str]) -> str:
