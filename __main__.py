@@ -1,10 +1,20 @@
 """runpod-deploy: one RunPod GPU pod per vision model, each serving vLLM's OpenAI API on port 8000
 and Open WebUI on port 3000. `pulumi up` creates them; `pulumi destroy` removes them."""
 
+import os
+import signal
+import threading
+
 import pulumi
 
 from runpod_deploy import config, pricing
 from runpod_deploy.model_server import ModelServer
+
+if threading.current_thread() is threading.main_thread():
+    # After a Ctrl-C the engine stops this program with SIGINT while it still waits for the pods
+    # (pulumi's plugin shutdown, pkg/resource/plugin/plugin.go): the provider reports what happened
+    # to them, so end quietly instead of printing a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 cfg, prices = config.from_pulumi()  # validated, volume, GPU ids and price ceilings checked against RunPod
 user_secrets = pulumi.Config(config.NS).get_secret_object("modelSecrets")

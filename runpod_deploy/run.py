@@ -81,7 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-center", default=os.environ.get("PREFERRED_DATACENTER", "EU-RO-1"))
     parser.add_argument("--gpu", action="append", help="gpus: GPU type ids to show (default: the preference list)")
     args = parser.parse_args(argv)
-    {"gpus": cmd_gpus, "pods": cmd_pods}[args.command](args)
+    from runpod_provider.api_errors import RunPodError
+    from runpod_provider.client import ApiKeyError
+    from runpod_provider.provider_errors import what_runpod_did
+
+    try:
+        {"gpus": cmd_gpus, "pods": cmd_pods}[args.command](args)
+    except ApiKeyError as e:  # names where the key came from, never the key
+        sys.exit(f"runpod-deploy {args.command}: {e}")
+    except RunPodError as e:
+        did, fix = what_runpod_did(e)
+        sys.exit(f"runpod-deploy {args.command}: {did}; {fix}, then run it again")
     return 0
 
 

@@ -21,6 +21,7 @@ DEFAULT_GPU_TYPES = ["NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX
 MODEL_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 VERSION_RE = r"^\d+\.\d+(\.\d+)?$"
 PORT_RE = r"^\d{1,5}/(http|tcp)$"
+MODEL_NAME_MAX = 31  # with the project, the stack and 6 random characters it makes the pod name
 
 
 class Strict(BaseModel):
@@ -187,9 +188,12 @@ class StackConfig(Strict):
     @classmethod
     def _model_names(cls, v: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
         for name in v:
-            if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", name):
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
                 raise ValueError(f"model name {name!r} must be lowercase letters, digits and '-', "
                                  "starting with a letter (it becomes part of the pod name)")
+            if len(name) > MODEL_NAME_MAX:
+                raise ValueError(f"model name {name!r} is {len(name)} characters; the maximum is {MODEL_NAME_MAX} "
+                                 "(it becomes part of the pod name)")
         served = [m.served_model_name for m in v.values()]
         dupes = sorted({s for s in served if served.count(s) > 1})
         if dupes:

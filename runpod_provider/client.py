@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 import tomllib
@@ -91,8 +92,37 @@ USER_AGENT = f"runpod-deploy/{_version()}"
 
 def find_api_key(configured: str | None, env: Mapping[str, str] = os.environ) -> str | None:
     """The RunPod key: the stack's `runpod:apiKey` if set, else $RUNPOD_API_KEY; None if neither
-    (the caller reports provider_errors.MISSING_API_KEY)."""
-    return (configured or env.get("RUNPOD_API_KEY") or "").strip() or None
+    (the caller reports provider_errors.MISSING_API_KEY). ApiKeyError if it cannot be a key."""
+    if configured and configured.strip():
+        return check_api_key(configured, "runpod:apiKey (stack config)")
+    if (env.get("RUNPOD_API_KEY") or "").strip():
+        return check_api_key(env["RUNPOD_API_KEY"], "RUNPOD_API_KEY (environment)")
+    return None
+
+
+class ApiKeyError(ValueError):
+    """The key cannot be sent in an HTTP header. The message names where it came from, never the key."""
+
+
+# What a key may hold: printable ASCII without spaces (RunPod keys are `rpa_` + letters and digits).
+_KEY_CHARS = re.compile(r"[\x21-\x7e]+")
+
+
+def check_api_key(key: str, source: str) -> str:
+    """`key` without surrounding whitespace (a trailing newline from a paste is harmless), or
+    ApiKeyError naming `source` and what is wrong. Without this, requests refuses the header with a
+    message that prints the whole key (`Invalid header value b'Bearer rpa_…'`)."""
+    key = key.strip()
+    if not key or _KEY_CHARS.fullmatch(key):
+        return key
+    bad = next(c for c in key if not _KEY_CHARS.fullmatch(c))
+    what = ("a line break" if bad in "\r\n" else "a space or tab" if bad in " \t"
+            else f"an invisible or non-ASCII character (U+{ord(bad):04X})")
+    set_it = ("pulumi config set --secret runpod:apiKey <key>" if source.startswith("runpod:")
+              else "export RUNPOD_API_KEY=<key>")
+    raise ApiKeyError(f"the RunPod API key in {source} contains {what} at position {key.index(bad) + 1} of "
+                      f"{len(key)} (pasted across lines, or copied from a web page?); copy the key again from the "
+                      f"RunPod console (Settings, API Keys) and set it with `{set_it}`")
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -122,7 +152,7 @@ class RunPodClient:
         backoff_factor: float = 0.5,
         adopt_wait_s: float = 5.0,
     ) -> None:
-        api_key = (api_key or "").strip()  # a key pasted with its trailing newline still works
+        api_key = check_api_key(api_key or "", "the api_key argument")
         if not api_key:
             raise ValueError("api_key is empty")
         self.base_url = (base_url or os.environ.get("RUNPOD_API_URL") or DEFAULT_BASE_URL).rstrip("/")

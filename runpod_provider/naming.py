@@ -14,6 +14,10 @@ import string
 
 SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 SUFFIX_LEN = 6
+# The prefix's own limits (the config checks stack and model names against them at preview).
+# RunPod publishes no length limit for names; 120 keeps them readable in the console.
+PREFIX_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+PREFIX_MAX = 120
 
 
 def stack_prefix(project: str, stack: str) -> str:

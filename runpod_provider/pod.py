@@ -15,15 +15,18 @@ import pulumi
 from pulumi import dynamic
 from pydantic import ValidationError
 
-from . import api_errors
-from .provider_errors import (CreateOutcomeUnknown, DeleteTimeout, MissingApiKey, NoCapacityAnywhere, PodNotReady,
-                       StartRefused)
-from .client import RunPodClient, find_api_key
+from . import api_errors, server_hooks
+from .client import ApiKeyError, RunPodClient, find_api_key
+from .provider_errors import (CleanupFailed, CreateInterrupted, CreateOutcomeUnknown, DeleteTimeout, Interrupted,
+                              MalformedApiKey, MissingApiKey, NoCapacityAnywhere, PodNotReady, PodVanished,
+                              RunPodFailed, StartRefused)
 from .naming import is_pod_name_of, new_pod_name
 from .polling import Backoff, poll_until
 from .readiness import NotReady, ReadinessWaiter, public_url
 from .spec import INPUT_KEYS, PATCH_KEYS, REPLACE_KEYS, PodSpec, describe_errors
 from .wire import Pod as ApiPod  # the API's view of a pod; `Pod` below is the Pulumi resource
+
+server_hooks.install()  # in the provider process: one-line errors, and Ctrl-C reaches the waits
 
 OUTPUT_KEYS = ("pod_id", "gpu_type", "data_center", "cost_per_hr", "status", "urls")
 LOG_TAIL_ON_FAILURE = 20
@@ -45,7 +48,10 @@ class PodProvider(dynamic.ResourceProvider):
         self._api_key = req.config.get("runpod:apiKey")
 
     def _client(self) -> RunPodClient:
-        key = find_api_key(self._api_key)
+        try:
+            key = find_api_key(self._api_key)
+        except ApiKeyError as e:
+            raise MalformedApiKey(str(e)) from None
         if not key:
             raise MissingApiKey()
         adopt_wait = float(os.environ.get("RUNPOD_DEPLOY_ADOPT_WAIT_S", CREATE_ADOPT_WAIT_S))
@@ -84,17 +90,19 @@ class PodProvider(dynamic.ResourceProvider):
         spec = PodSpec.model_validate(_inputs(props))
         client = self._client()
         try:
-            self._sweep_orphans(client, spec)
-            pod = self._place(client, spec)
+            try:
+                self._sweep_orphans(client, spec)
+                pod = self._place(client, spec)
+            except api_errors.RunPodError as e:
+                raise RunPodFailed(e, f"creating pod {spec.name}", "no pod was created", "pulumi up") from None
             try:
                 if spec.running:
                     pod = self._wait_until_ready(client, spec, pod)
                 else:
                     pod = self._stop_when_placed(client, spec, pod)
-            except BaseException:
+            except BaseException as e:  # noqa: BLE001 - re-raised (as what to tell the user) below
                 # A failed create leaves nothing billing: the pod is deleted before the error surfaces.
-                _delete_and_wait(client, pod.id)
-                raise
+                raise _failed_create(client, spec, pod, e) from None
             return dynamic.CreateResult(pod.id, _outs(spec, pod))
         finally:
             client.close()
@@ -114,6 +122,8 @@ class PodProvider(dynamic.ResourceProvider):
         over_ceiling = _over_price_ceiling(client, spec)
         reasons: list[str] = []
         for gpu in spec.gpu_type_ids:
+            if server_hooks.CANCELLED.is_set():
+                raise CreateInterrupted(None)
             if gpu in over_ceiling:
                 reasons.append(over_ceiling[gpu])
                 continue
@@ -139,18 +149,22 @@ class PodProvider(dynamic.ResourceProvider):
             probes=spec.readiness,
             timeout_s=spec.ready_timeout_s,
             say=lambda line: _say(spec, line),
+            sleep=_interruptible_sleep,
         )
         try:
             ready = waiter.wait()
         except NotReady as e:
             raise PodNotReady(pod.id, e.reason, _last_logs(client, pod.id)) from None
+        except api_errors.NotFoundError:
+            raise PodVanished(pod.id) from None
         _say(spec, f"pod {pod.id} ready after {waiter.polls} polls")
         return ready
 
     def _stop_when_placed(self, client: RunPodClient, spec: PodSpec, pod: ApiPod) -> ApiPod:
         """`running: false` at create: place the pod (so the GPU and host are chosen), then stop it."""
         ReadinessWaiter(get_pod=lambda: client.get_pod(pod.id), read_logs=lambda: [], probes=[],
-                        timeout_s=spec.ready_timeout_s, say=lambda line: _say(spec, line)).wait()
+                        timeout_s=spec.ready_timeout_s, say=lambda line: _say(spec, line),
+                        sleep=_interruptible_sleep).wait()
         return client.stop_pod(pod.id)
 
     # --- read (refresh) -------------------------------------------------------------------------
@@ -160,6 +174,8 @@ class PodProvider(dynamic.ResourceProvider):
             pod = client.get_pod(id_)
         except api_errors.NotFoundError:
             return dynamic.ReadResult("", {})  # a blank id drops the resource from state
+        except api_errors.RunPodError as e:
+            raise RunPodFailed(e, f"reading pod {id_}", "the state is unchanged", None) from None
         finally:
             client.close()
         if pod.gone:
@@ -189,17 +205,19 @@ class PodProvider(dynamic.ResourceProvider):
                 pod = client.update_pod(id_, spec.update_request())
                 _say(spec, f"updated pod {id_} in place")
             if spec.running and (not was_running or pod.stopped):
-                try:
-                    pod = client.start_pod(id_)
-                except (api_errors.BadRequestError, api_errors.CapacityError, api_errors.ConflictError) as e:
-                    raise StartRefused(id_, e) from None
-                _say(spec, f"started pod {id_}")
+                pod = _start(client, spec, id_)
             elif not spec.running and not pod.stopped:
                 pod = client.stop_pod(id_)
                 _say(spec, f"stopped pod {id_} (GPU released, volume kept)")
             if spec.running:
                 pod = self._wait_until_ready(client, spec, pod)
             return dynamic.UpdateResult(_outs(spec, pod))
+        except Interrupted:
+            raise Interrupted(f"interrupted (Ctrl-C) while waiting for pod {id_} to serve after the update; the pod "
+                              "is in state and keeps running; run `pulumi up` to wait for it again") from None
+        except api_errors.RunPodError as e:
+            raise RunPodFailed(e, f"updating pod {id_}", f"pod {id_} is still in the stack's state",
+                               "pulumi up") from None
         finally:
             client.close()
 
@@ -208,6 +226,12 @@ class PodProvider(dynamic.ResourceProvider):
         client = self._client()
         try:
             _delete_and_wait(client, id_)
+        except api_errors.RunPodError as e:
+            # A plain `destroy` configures the provider from the state, i.e. with the key the pods were
+            # created with: a new key reaches it only when the program runs.
+            again = "pulumi destroy --run-program" if isinstance(e, api_errors.AuthError) else "pulumi destroy"
+            raise RunPodFailed(e, f"deleting pod {id_}", f"pod {id_} is still in the stack's state (and bills while it "
+                               "runs)", again) from None
         finally:
             client.close()
 
@@ -325,6 +349,46 @@ def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELET
 
     if not poll_until(gone, timeout_s=timeout_s, delays=DELETE_POLL.delays()):
         raise DeleteTimeout(pod_id, timeout_s)
+
+
+def _start(client: RunPodClient, spec: PodSpec, pod_id: str) -> ApiPod:
+    """Start a stopped pod. RunPod's answer can be an error after the start took effect (a 500, a
+    dropped connection, a 409 because it is already starting): the pod's observed status decides."""
+    try:
+        pod = client.start_pod(pod_id)
+    except api_errors.RunPodError as e:
+        pod = client.get_pod(pod_id)
+        if pod.stopped:
+            if isinstance(e, (api_errors.BadRequestError, api_errors.CapacityError, api_errors.ConflictError)):
+                raise StartRefused(pod_id, e) from None
+            raise RunPodFailed(e, f"starting pod {pod_id}", f"pod {pod_id} is still in the stack's state, stopped "
+                               "(no GPU billed)", "pulumi up") from None
+        _say(spec, f"start of pod {pod_id} answered {e.status or 'nothing'}, but the pod is {pod.status}: going on")
+        return pod
+    _say(spec, f"started pod {pod_id}")
+    return pod
+
+
+def _failed_create(client: RunPodClient, spec: PodSpec, pod: ApiPod, cause: BaseException) -> BaseException:
+    """Delete the pod of a create that failed, and return the exception to report."""
+    if isinstance(cause, Interrupted):
+        _say(spec, f"interrupted: deleting pod {pod.id} (`make pods` lists this stack's pods)")
+    try:
+        _delete_and_wait(client, pod.id)
+    except (api_errors.RunPodError, DeleteTimeout) as e:
+        return CleanupFailed(pod.id, spec.name, cause, e)
+    if isinstance(cause, Interrupted):
+        return CreateInterrupted(pod.id)
+    if isinstance(cause, api_errors.RunPodError):
+        return RunPodFailed(cause, f"waiting for pod {pod.id} to start", f"pod {pod.id} was deleted, so nothing "
+                            "bills", "pulumi up")
+    return cause
+
+
+def _interruptible_sleep(seconds: float) -> None:
+    """Sleep, unless the engine cancels (Ctrl-C): then raise Interrupted at once."""
+    if server_hooks.CANCELLED.wait(seconds):
+        raise Interrupted()
 
 
 def _last_logs(client: RunPodClient, pod_id: str) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from .api_errors import RateLimitedError, RunPodError, ServerError, TransportError
 from .client import USER_AGENT
 from .polling import poll_delays, poll_until
 from .spec import Probe
@@ -60,6 +61,7 @@ class ReadinessWaiter:
     _seen_phases: set[str] = field(default_factory=set)
     _last: Pod | None = None
     _failing: list[Probe] = field(default_factory=list)
+    _unanswered: RunPodError | None = None  # the last poll's transient error, if it had one
 
     def wait(self) -> Pod:
         ready = poll_until(self._look, timeout_s=self.timeout_s, delays=self.schedule(),
@@ -67,7 +69,9 @@ class ReadinessWaiter:
         if ready is not None:
             return ready
         last = self._last
-        if last is None or not last.container_up:
+        if self._unanswered is not None:
+            waiting_for = f"an answer from RunPod (last poll: {self._unanswered})"
+        elif last is None or not last.container_up:
             waiting_for = "the API to report RUNNING with a runtime"
         else:
             waiting_for = "HTTP 200 from " + ", ".join(f"port {p.port}{p.path}" for p in self._failing)
@@ -76,8 +80,15 @@ class ReadinessWaiter:
 
     def _look(self) -> Pod | None:
         """One poll: the pod if it serves, None if not yet; NotReady if it went down."""
-        pod = self._last = self.get_pod()
         self.polls += 1
+        try:
+            pod = self._last = self.get_pod()
+        except (RateLimitedError, ServerError, TransportError) as e:
+            # Rate limits and RunPod's own failures say nothing about the pod (the client has already
+            # retried them): keep polling until the wait's own deadline instead of failing the pod.
+            self._unanswered = e
+            return None
+        self._unanswered = None
         if pod.down:
             raise NotReady(f"pod went to {pod.status} while starting", pod.status)
         if not pod.container_up:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import naming
 from .wire import CreatePodRequest, GpuRequest, Mounts, NetworkMount, UpdatePodRequest
 
 PORT_RE = re.compile(r"^\d{1,5}/(http|tcp)$")
@@ -48,7 +49,7 @@ class PodSpec(BaseModel):
 
     # LOCAL: a new prefix gives a new `name` in check(), and that is what gets patched.
     name_prefix: Annotated[str, Change.LOCAL] = Field(
-        min_length=1, max_length=120, pattern=r"^[a-z0-9][a-z0-9-]*$",
+        min_length=1, max_length=naming.PREFIX_MAX, pattern=naming.PREFIX_PATTERN,
         description="pod names are <name_prefix>-<6 random chars>, unique per resource",
     )
     name: Annotated[str, Change.PATCH] = Field(min_length=1, description="the pod's name on RunPod (set by check)")

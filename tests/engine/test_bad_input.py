@@ -3,6 +3,9 @@ emulator records no create, update or delete. The README's reliability table lis
 
 from __future__ import annotations
 
+import re
+import shlex
+
 import pytest
 
 from devkit.cli import CommandError
@@ -58,6 +61,25 @@ CASES = [
      ["runpod-deploy:models", "servedModelName ['olmocr'] is used by more than one model"]),
     ("model name not usable in a pod name", renamed("OLMOCR_7b"), {},
      ["runpod-deploy:models", "must be lowercase letters"]),
+    ("model name longer than a pod name allows", renamed("olmocr-" + "x" * 33), {},
+     ["runpod-deploy:models", "is 40 characters; the maximum is 31"]),
+    ("stack name with characters a pod name cannot hold", {}, {"name": "dev_gpu"},
+     ["stack name 'dev_gpu-", "holds '_'", "pulumi stack rename"]),
+    ("stack name too long for a pod name", {}, {"name": "s" * 80},
+     ["stack name 'sss", "at most 74 fit in a pod name", "pulumi stack rename"]),
+    ("--api-key in vllmArgs", model_change(vllmArgs=["--api-key", "my-own-key"]), {},
+     ["runpod-deploy:models.olmocr.vllmArgs: `--api-key` is the program's to set", "modelSecrets.olmocr.apiKey"]),
+    ("--port in a GPU profile's extraArgs", profile_change(extraArgs=["--port", "8001"]), {},
+     ["runpod-deploy:models.olmocr.gpuProfiles.default.extraArgs: `--port` is the program's to set", "port 8000"]),
+    ("--host in vllmArgs", model_change(vllmArgs=["--host=127.0.0.1"]), {},
+     ["runpod-deploy:models.olmocr.vllmArgs: `--host` is the program's to set", "0.0.0.0"]),
+    ("JSON vLLM flag whose value is not JSON", profile_change(extraArgs=["--limit-mm-per-prompt", "{video: 0}"]), {},
+     ["runpod-deploy:models.olmocr.gpuProfiles.default.extraArgs: `--limit-mm-per-prompt` takes JSON",
+      "double quotes"]),
+    ("extra port above 65535", model_change(extraPorts=["70000/tcp"]), {},
+     ["runpod-deploy:models.olmocr.extraPorts", "outside 1–65535"]),
+    ("extra port the program already uses", model_change(extraPorts=["3000/tcp"]), {},
+     ["runpod-deploy:models.olmocr.extraPorts", "already used by the program (Open WebUI)"]),
     ("empty model id", model_change(modelId=""), {},
      ["runpod-deploy:models.olmocr.modelId", "should match pattern"]),
     ("malformed model id", model_change(modelId="olmocr-7b"), {},
@@ -73,7 +95,13 @@ CASES = [
     ("readiness timeout 0", {"readyTimeoutSeconds": 0}, {},
      ["runpod-deploy:readyTimeoutSeconds", "greater than 0"]),
     ("non-boolean running", model_change(running="yes"), {},
-     ["runpod-deploy:models.olmocr.running", "valid boolean", "without quotes"]),
+     ["runpod-deploy:models.olmocr.running", "must be true or false (got 'yes')"]),
+    ("boolean written in quotes", model_change(running="false"), {},
+     ["runpod-deploy:models.olmocr.running", "without quotes"]),
+    ("a string where a list goes", model_change(vllmArgs="--max-num-seqs 64"), {},
+     ["runpod-deploy:models.olmocr.vllmArgs", "must be a list"]),
+    ("a fraction where an integer goes", model_change(gpuCount=1.5), {},
+     ["runpod-deploy:models.olmocr.gpuCount", "must be a whole number (got 1.5)"]),
     ("misspelt model setting", model_change(modleId="x/y"), {},
      ["runpod-deploy:models.olmocr.modleId", "unknown setting"]),
     ("empty GPU list", {"gpuTypes": []}, {},
@@ -118,9 +146,26 @@ def test_bad_config_is_rejected_at_preview_before_any_pod(engine_emulator, tmp_p
         assert part in msg, f"{part!r} not in:\n{msg[-2000:]}"
     assert "Traceback" not in msg  # a message, not a crash
     assert engine_emulator.api_key not in msg  # errors never echo the key, even a model-level one
+    assert "my-own-key" not in msg  # nor a key given as a vLLM flag
     assert [r for r in engine_emulator.requests if r["method"] in ("POST", "PATCH", "DELETE")] == []
     assert engine_emulator.pods() == []
     record_rejection(request.node.callspec.id, msg, expected, d, engine_emulator)  # docs/reliability.md
+
+
+def test_the_printed_fix_for_a_missing_nested_key_works_as_printed(engine_emulator, tmp_path, monkeypatch):
+    """The message gives a `pulumi config set --path …` command: run it (with the value in place of
+    `<value>`), and the next preview passes."""
+    models = dev_models()
+    model_id = models["olmocr"].pop("modelId")
+    d = deploy(engine_emulator, tmp_path, monkeypatch, models=models)
+    with pytest.raises(CommandError) as e:
+        d.preview()
+    [command] = re.findall(r"set it with `(pulumi config set --path '[^`]+' <value>)`", str(e.value))
+    assert command == "pulumi config set --path 'runpod-deploy:models.olmocr.modelId' <value>"
+    d.pulumi(*shlex.split(command.replace("<value>", model_id))[1:])
+    d.preview()
+    record_rejection("missing model key (its printed `--path` fix run as printed, then preview passes)",
+                     str(e.value), ["runpod-deploy:models.olmocr.modelId"], d, engine_emulator)
 
 
 def test_the_table_has_at_least_twenty_cases():

@@ -290,7 +290,14 @@ def test_poll_scale_scales_start_and_cap(monkeypatch):
 def waiter(pods, probes=(), timeout_s=100):
     t = FakeTime()
     it = iter(pods)
-    return ReadinessWaiter(get_pod=lambda: Pod.model_validate(next(it)), read_logs=lambda: [], probes=list(probes),
+
+    def get_pod():
+        pod = next(it)
+        if isinstance(pod, Exception):
+            raise pod
+        return Pod.model_validate(pod)
+
+    return ReadinessWaiter(get_pod=get_pod, read_logs=lambda: [], probes=list(probes),
                            timeout_s=timeout_s, say=lambda _: None, schedule=lambda: Backoff(1).delays(),
                            clock=t.clock, sleep=t.sleep)
 
@@ -312,4 +319,32 @@ def test_readiness_stops_when_the_pod_goes_down():
 def test_readiness_timeout_says_what_it_still_waits_for():
     w = waiter([{"id": "p", "status": "RUNNING"}] * 10, timeout_s=3)
     with pytest.raises(NotReady, match="RUNNING with a runtime"):
+        w.wait()
+
+
+def test_readiness_rides_out_rate_limits_and_server_errors():
+    """RunPod refusing a status poll (after the client's own retries) says nothing about the pod."""
+    from runpod_provider import api_errors
+
+    refused = [api_errors.RateLimitedError("GET", "/v2/pods/p", 429, retry_after=1),
+               api_errors.ServerError("GET", "/v2/pods/p", 503),
+               api_errors.TransportError("GET", "/v2/pods/p", None, detail="reset")] * 5
+    up = {"id": "p", "status": "RUNNING", "runtime": {"ports": []}}
+    w = waiter([{"id": "p", "status": "STARTING"}, *refused, up])
+    assert w.wait().container_up and w.polls == 17
+
+
+def test_readiness_that_never_gets_an_answer_says_so_at_its_deadline():
+    from runpod_provider import api_errors
+
+    w = waiter([api_errors.RateLimitedError("GET", "/v2/pods/p", 429)] * 10, timeout_s=3)
+    with pytest.raises(NotReady, match="still waiting for an answer from RunPod"):
+        w.wait()
+
+
+def test_a_missing_pod_still_ends_the_wait():
+    from runpod_provider import api_errors
+
+    w = waiter([{"id": "p", "status": "STARTING"}, api_errors.NotFoundError("GET", "/v2/pods/p", 404)])
+    with pytest.raises(api_errors.NotFoundError):
         w.wait()
