@@ -46,7 +46,7 @@ def check(argv: list[str]) -> dict:
         cmd.validate(args)
     except SystemExit:  # argparse's own error: the message is on stderr
         return {"ok": False, "error": err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "exit"}
-    except Exception as e:  # validate_parsed_serve_args raises TypeError/ValueError with its message
+    except Exception as e:  # noqa: BLE001 - validate_parsed_serve_args raises TypeError/ValueError with its message
         return {"ok": False, "error": f"{type(e).__name__}: {e}"}
     return {"ok": True, "args": {k: getattr(args, k, None) for k in SHOWN}}
 
