@@ -190,8 +190,13 @@ class Harness:
         vllm_port, webui_port = free_port(), free_port()
         env = self.env(model, without=without, settings=settings, VLLM_PORT=vllm_port, WEBUI_PORT=webui_port,
                        **overrides)
+        # A private copy, renamed into place as the pod's bootstrap does: bash reads a script while
+        # it runs, so an edit of startup.sh must not reach a start in progress.
+        script = self.tmp / "startup.sh"
+        shutil.copyfile(SCRIPT_PATH, script.with_suffix(".tmp"))
+        os.replace(script.with_suffix(".tmp"), script)
         proc = subprocess.Popen(
-            ["bash", str(SCRIPT_PATH)],
+            ["bash", str(script)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -243,7 +243,8 @@ archive_venv() { # $1 name, $2 venv dir, $3 key, $4 archive: write it atomically
   # this one its services.
   local name=$1 venv=$2 key=$3 archive=$4 tmp="$4.tmp.$$" size t0=$SECONDS
   say "$name: writing $archive for the next starts"
-  rm -f "$archive.complete"
+  # We hold the archive's lock: a temp file left here is from a pod stopped while writing one.
+  rm -f "$archive.complete" "$archive".tmp.* "$archive".complete.tmp.*
   if run_logged "archive-$name" "$LOG_DIR/install.log" \
     tar -cf "$tmp" -C "${venv%/*}" "${venv##*/}" "${venv##*/}.python" &&
     size=$(stat -c %s "$tmp") && mv -f "$tmp" "$archive" &&
