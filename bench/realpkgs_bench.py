@@ -1,11 +1,13 @@
 """Cold and warm start of the REAL startup/startup.sh with the REAL packages: `python bench/realpkgs_bench.py`.
 
-The template installs vLLM 0.11.2 and Open WebUI 0.7.2 with the real uv into an empty temp WORKSPACE
-(cold), is stopped, and starts again on the same WORKSPACE (warm). Measured per start: seconds from
-launch to each phase line and to both services answering /health (the time users wait), and what
-real uv installed. The sandbox is tests/startup_real's: a stand-in `nvidia-smi`, the model's weights
-marked present (no Hub here), and — no GPU here — vLLM's entry point replaced by the OpenAI-compatible
-stand-in as soon as the template has installed the real vLLM. Open WebUI is the real one.
+The template installs vLLM 0.11.2 and Open WebUI 0.7.2 with the real uv onto an empty temp container
+disk and archives them on an empty temp WORKSPACE (cold), is stopped, and starts again on the same
+WORKSPACE with a fresh container disk, as after a pod stop (warm: the venvs are restored from the
+archives). Measured per start: seconds from launch to each phase line and to both services
+answering /health (the time users wait), the seconds each restore took, and what real uv installed.
+The sandbox is devkit.startup_real's: a stand-in `nvidia-smi`, the model's weights marked present (no
+Hub here), and — no GPU here — vLLM's entry point replaced by the OpenAI-compatible stand-in as soon
+as the template has put the real vLLM on the container disk. Open WebUI is the real one.
 
 What this machine cannot show: a GPU's weight load, torch.compile and CUDA-graph capture, and the
 network volume's per-file latency (the WORKSPACE is a local disk here). startup/README.md has the
@@ -25,9 +27,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "startup_real"), str(ROOT)]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from realpkgs_harness import OLMOCR, UV_CACHE, RealHarness, stack_config, uv_installed_counts, wait_http_ok  # noqa: E402
+from devkit.startup_real import (  # noqa: E402
+    OLMOCR, UV_CACHE, RealHarness, stack_config, uv_installed_counts, wait_http_ok)
 
 PHASES = ["install-vllm", "install-webui", "download-model", "start-vllm", "start-webui", "ready"]
 
@@ -36,18 +40,12 @@ def one_start(h: RealHarness, kind: str, timeout: float) -> dict:
     t0 = time.monotonic()
     run = h.start(OLMOCR)
     seen: dict[str, float] = {}
-    swapped = kind == "warm"
     both = None
     while time.monotonic() - t0 < timeout:
         now = time.monotonic() - t0
         for line in list(run.lines):
             if (m := re.fullmatch(r"runpod-deploy phase=(\S+)", line)) and m.group(1) not in seen:
                 seen[m.group(1)] = now
-            # The real vLLM is installed: swap in the stand-in before the template starts it
-            # (Open WebUI's install comes first, which takes seconds).
-            if not swapped and line == "runpod-deploy: vllm: installed":
-                h.stand_in_vllm()
-                swapped = True
         if "ready" in seen and "Open WebUI is up on port" in run.output:
             wait_http_ok(f"http://127.0.0.1:{run.webui_port}/health", 5)
             both = time.monotonic() - t0
@@ -59,8 +57,11 @@ def one_start(h: RealHarness, kind: str, timeout: float) -> dict:
     rc = run.stop(timeout=120)
     if both is None:
         raise RuntimeError(f"{kind}: services not both up within {timeout}s (stop rc {rc}); output:\n{out[-3000:]}")
+    restores = {m.group(1): int(m.group(2)) for m in
+                re.finditer(r"runpod-deploy: (\w+): restored .* in (\d+)s; nothing installed", out)}
+    archives = {m.group(1): int(m.group(2)) for m in re.finditer(r"runpod-deploy: (\w+): archived .* in (\d+)s", out)}
     return {"kind": kind, "both": both, "phases": seen, "installed": uv_installed_counts(out),
-            "downloads": out.count("runpod-deploy: downloading ")}
+            "downloads": out.count("runpod-deploy: downloading "), "restores": restores, "archives": archives}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             h.seed_model(stack_config().models[OLMOCR].model_id)
             try:
                 for kind in ("cold", "warm"):
+                    if kind == "warm":
+                        h.fresh_container_disk()  # a pod stop: the venvs come back from the archives
                     r = one_start(h, kind, args.timeout)
                     rows.append(r)
                     print(f"run {i + 1} {kind}: both services up after {r['both']:.1f} s", file=sys.stderr)
@@ -87,13 +90,17 @@ def main(argv: list[str] | None = None) -> int:
                 h.cleanup()
 
     cache = "empty (first-ever start)" if args.empty_uv_cache else f"warm ({UV_CACHE})"
-    print(f"\nReal vLLM 0.11.2 + Open WebUI 0.7.2 via startup.sh; uv cache {cache}; WORKSPACE on local disk\n")
-    head = ["start", "both up (s)"] + [f"{p} (s)" for p in PHASES] + ["uv installed", "downloads"]
+    print(f"\nReal vLLM 0.11.2 + Open WebUI 0.7.2 via startup.sh; uv cache {cache}; WORKSPACE and container "
+          "disk both on local disk\n")
+    head = (["start", "both up (s)"] + [f"{p} (s)" for p in PHASES]
+            + ["uv installed", "archived vllm/webui (s)", "restored vllm/webui (s)", "downloads"])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
         cells = [r["kind"], f"{r['both']:.1f}"] + [f"{r['phases'][p]:.1f}" if p in r["phases"] else "–" for p in PHASES]
-        cells += ["+".join(map(str, r["installed"])) or "0", str(r["downloads"])]
+        cells += ["+".join(map(str, r["installed"])) or "0"]
+        cells += ["/".join(str(r[k].get(n, "–")) for n in ("vllm", "openwebui")) for k in ("archives", "restores")]
+        cells += [str(r["downloads"])]
         print("| " + " | ".join(cells) + " |")
     print("\nPhase columns: seconds from launch to that phase line. `both up`: vLLM (stand-in) ready and "
           "Open WebUI's /health 200.")

@@ -108,8 +108,9 @@ def targets(p: ProvisioningResults, polls, st: StartupResults) -> list[dict[str,
                         measured=f"{max(r.installs for r in warm)} installs, "
                                  f"{max(r.downloads for r in warm)} downloads (max over {len(warm)} warm runs)",
                         status="met" if met else "missed",
-                        why="completion markers on the volume (venvs' `.runpod-deploy-complete`, the model's "
-                            "`.runpod-deploy-complete@<rev>`) skip uv and the downloader"))
+                        why="the venvs are restored from their archives on the volume (marker "
+                            "`<venv>.tar.complete`) onto a fresh container disk, and the model's marker "
+                            "`.runpod-deploy-complete@<rev>` skips the downloader"))
     elif st.error:
         out.append(dict(target="warm start: 0 installs, 0 downloads", measured="not measured", status="not measured",
                         why=st.error.splitlines()[0]))

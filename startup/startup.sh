@@ -62,6 +62,8 @@ IDLE_STOP_API_URL="${IDLE_STOP_API_URL:-https://api.runpod.io/v2}"   # RunPod RE
 # installers); only the stop request gets it.
 IDLE_STOP_KEY="${RUNPOD_API_KEY:-}"
 unset RUNPOD_API_KEY
+VENV_ROOT="${VENV_ROOT:-/opt/runpod-deploy/venvs}"    # container disk: the venvs (archived on the volume)
+HF_HUB_REQ="${HF_HUB_REQ:-huggingface_hub[hf_xet]==0.36.2}" # the downloader: vLLM 0.11.2's huggingface_hub
 
 # ------------------------------------------------------------------ output
 STARTUP_LOG=""
@@ -122,6 +124,7 @@ run_logged() { # $1 prefix, $2 log file, $3... command: run it in the background
 # shellcheck disable=SC2317  # invoked indirectly (trap / run_logged / supervise)
 on_setup_signal() { # before the services run: stop the current install/download and leave
   if [ -n "$CURRENT_CHILD" ]; then kill -TERM "$CURRENT_CHILD" 2>/dev/null; fi
+  stop_download
   error "stopped by a signal during setup"
   exit 143
 }
@@ -144,7 +147,13 @@ lock_release() {
   LOCK_FD=""
 }
 
-# ------------------------------------------------------------------ installs (uv, venvs on the volume)
+# ------------------------------------------------------------------ installs (venvs on the container disk)
+# A venv on the network volume costs a round trip per file at every import (vLLM opens ~7,000 files
+# per process), so the venvs live on the container disk, under VENV_ROOT. The volume keeps one tar
+# per venv, written once after the install (bytecode compiled), which every later start restores:
+# one sequential read, no uv, no index. The numbers behind this: startup/README.md, "Where the venvs
+# live". A venv works only at the absolute path it was created at (script shebangs, pyvenv.cfg), so
+# an archive's key names that path as well as the requirements and Python.
 UV=()
 ensure_uv() {
   [ "${#UV[@]}" -gt 0 ] && return 0
@@ -162,32 +171,44 @@ ensure_uv() {
   if command -v uv >/dev/null 2>&1; then UV=(uv); else UV=(python3 -m uv); fi
 }
 
-install_venv() { # $1 name, $2 venv dir, $3 python version, $4... requirements
-  # The marker is written last, so an install that was cut short is wiped and redone next time.
-  local name=$1 venv=$2 py=$3 marker attempt=1
+install_venv() { # $1 name, $2 venv dir (container disk), $3 python version, $4... requirements
+  # Ready on the container disk (a restart that kept it) > restored from the volume's archive > a uv
+  # install, then archived. "$venv.complete" is written last, so a cut-short restore or install is
+  # redone. A Python that uv downloads goes to "$venv.python" (not ~/.local/share/uv) and into the
+  # archive with the venv: the restored venv's interpreter must exist on a fresh container disk.
+  local name=$1 venv=$2 py=$3 key archive attempt=1
   shift 3
-  marker="$venv/.runpod-deploy-complete"
-  if [ -f "$marker" ]; then
-    say "$name: $* already installed in $venv"
+  key="$* python=$py path=$venv"
+  archive="$VENV_ARCHIVE_DIR/${venv##*/}.tar"
+  if [ "$(head -n 1 "$venv.complete" 2>/dev/null)" = "$key" ]; then
+    say "$name: $* is ready in $venv (container disk kept since the last start)"
     return 0
   fi
-  ensure_uv || return 1
-  mkdir -p "${venv%/*}" || return 1
-  lock_acquire "$venv.lock"
-  if [ -f "$marker" ]; then
+  rm -f "$venv.complete"
+  mkdir -p "${venv%/*}" "$VENV_ARCHIVE_DIR" || return 1
+  restore_venv "$name" "$venv" "$key" "$archive" && return 0
+  lock_acquire "$archive.lock" # two pods sharing the volume build the archive once
+  if restore_venv "$name" "$venv" "$key" "$archive" quiet; then
     lock_release
-    say "$name: $* was installed meanwhile (another pod) in $venv"
     return 0
+  fi
+  if ! ensure_uv; then
+    lock_release
+    return 1
   fi
   while :; do
     if [ -e "$venv" ]; then say "$name: removing the unfinished install in $venv"; fi
-    rm -rf "$venv"
+    rm -rf "$venv" "$venv.python"
+    mkdir -p "$venv.python"
     say "$name: installing $* into $venv (attempt $attempt/$INSTALL_ATTEMPTS)"
-    if run_logged "install-$name" "$LOG_DIR/install.log" "${UV[@]}" venv --python "$py" "$venv" &&
-      run_logged "install-$name" "$LOG_DIR/install.log" "${UV[@]}" pip install --python "$venv/bin/python" "$@"; then
-      printf '%s\n' "$*" >"$marker"
-      lock_release
+    if UV_PYTHON_INSTALL_DIR="$venv.python" run_logged "install-$name" "$LOG_DIR/install.log" \
+      "${UV[@]}" venv --python "$py" "$venv" &&
+      run_logged "install-$name" "$LOG_DIR/install.log" \
+        "${UV[@]}" pip install --compile-bytecode --python "$venv/bin/python" "$@"; then
+      printf '%s\n' "$key" >"$venv.complete"
       say "$name: installed"
+      archive_venv "$name" "$venv" "$key" "$archive"
+      lock_release
       return 0
     fi
     [ "$attempt" -ge "$INSTALL_ATTEMPTS" ] && break
@@ -195,6 +216,54 @@ install_venv() { # $1 name, $2 venv dir, $3 python version, $4... requirements
     attempt=$((attempt + 1))
   done
   lock_release
+  return 1
+}
+
+restore_venv() { # $1 name, $2 venv dir, $3 key, $4 archive, [$5 quiet]: true once restored and runnable
+  local name=$1 venv=$2 key=$3 archive=$4 want="" size="" t0=$SECONDS
+  { IFS= read -r want && IFS= read -r size; } 2>/dev/null <"$archive.complete"
+  if [ -z "$want" ]; then
+    [ -n "${5:-}" ] || say "$name: no complete archive $archive on the volume: installing"
+    return 1
+  fi
+  if [ "$want" != "$key" ]; then
+    say "$name: $archive was built for '$want', not '$key': installing"
+    return 1
+  fi
+  if [ "$(stat -c %s "$archive" 2>/dev/null)" != "$size" ]; then
+    error "$name: $archive is missing or not the size its marker says ($size bytes): rebuilding it"
+    return 1
+  fi
+  rm -rf "$venv" "$venv.python"
+  if run_logged "restore-$name" "$LOG_DIR/install.log" tar -xf "$archive" -C "${venv%/*}" &&
+    "$venv/bin/python" -c '' >/dev/null 2>&1; then
+    printf '%s\n' "$key" >"$venv.complete"
+    say "$name: restored $venv from $archive ($size bytes) in $((SECONDS - t0))s; nothing installed"
+    return 0
+  fi
+  error "$name: restoring $archive failed (corrupt archive, or its Python is missing): rebuilding it"
+  rm -rf "$venv" "$venv.python"
+  return 1
+}
+
+archive_venv() { # $1 name, $2 venv dir, $3 key, $4 archive: write it atomically, marker last
+  # Uncompressed: restoring is bound by the volume's read speed or the disk's write speed, not by a
+  # decompressor (measured: startup/README.md). A failure here costs the next start an install, not
+  # this one its services.
+  local name=$1 venv=$2 key=$3 archive=$4 tmp="$4.tmp.$$" size t0=$SECONDS
+  say "$name: writing $archive for the next starts"
+  # We hold the archive's lock: a temp file left here is from a pod stopped while writing one.
+  rm -f "$archive.complete" "$archive".tmp.* "$archive".complete.tmp.*
+  if run_logged "archive-$name" "$LOG_DIR/install.log" \
+    tar -cf "$tmp" -C "${venv%/*}" "${venv##*/}" "${venv##*/}.python" &&
+    size=$(stat -c %s "$tmp") && mv -f "$tmp" "$archive" &&
+    printf '%s\n%s\n' "$key" "$size" >"$archive.complete.tmp.$$" &&
+    mv -f "$archive.complete.tmp.$$" "$archive.complete"; then
+    say "$name: archived ($size bytes) in $((SECONDS - t0))s"
+    return 0
+  fi
+  rm -f "$tmp" "$archive.complete.tmp.$$"
+  error "$name: could not write $archive; the next start installs $name again"
   return 1
 }
 
@@ -231,23 +300,23 @@ sys.exit(0 if any(n.endswith(".safetensors") and os.path.isfile(os.path.join(d, 
 PY
 }
 
+model_marker() { # $1 HF repo id, $2 revision: the file that says the download is complete
+  local marker="$HF_HUB_CACHE/models--${1//\//--}/.runpod-deploy-complete@${2:-default}"
+  printf '%s\n' "${marker//[^A-Za-z0-9@._\/-]/_}"
+}
+
 download_model() { # $1 HF repo id, $2 revision (may be empty). Resumable; a marker makes it once only.
-  local repo=$1 rev=$2 dir marker attempt=1 progress dl=() args
+  local repo=$1 rev=$2 dir marker attempt=1 dl=() args
   dir="$HF_HUB_CACHE/models--${repo//\//--}"
-  marker="$dir/.runpod-deploy-complete@${rev:-default}"
-  marker="${marker//[^A-Za-z0-9@._\/-]/_}"
+  marker="$(model_marker "$repo" "$rev")"
   if [ -f "$marker" ]; then
     say "warm start: $repo${rev:+@$rev} is complete in $HF_HUB_CACHE; no download, vLLM runs offline"
     return 0
   fi
-  if [ -x "$VLLM_VENV/bin/hf" ]; then
-    dl=("$VLLM_VENV/bin/hf" download)
-  elif [ -x "$VLLM_VENV/bin/huggingface-cli" ]; then
-    dl=("$VLLM_VENV/bin/huggingface-cli" download)
-  else
-    error "no hf / huggingface-cli in $VLLM_VENV/bin"
-    return 1
-  fi
+  # The downloader runs alongside the installs, so it cannot come from the vLLM venv: uv runs the
+  # hf CLI from its own cached environment (the same huggingface_hub as vLLM's venv).
+  ensure_uv || return 1
+  dl=("${UV[@]}" tool run --from "$HF_HUB_REQ" hf download)
   args=("$repo")
   if [ -n "$rev" ]; then args+=(--revision "$rev"); fi
   mkdir -p "$dir" || return 1
@@ -264,7 +333,7 @@ download_model() { # $1 HF repo id, $2 revision (may be empty). Resumable; a mar
       say "download-model: $(du -sh "$dir" 2>/dev/null | cut -f1) in $dir so far"
     done
   ) &
-  progress=$!
+  DL_PROGRESS=$!
   while :; do
     say "downloading $repo${rev:+ at revision $rev} into $HF_HUB_CACHE (attempt $attempt/$INSTALL_ATTEMPTS)"
     if run_logged download-model "$LOG_DIR/install.log" with_hf_env "${dl[@]}" "${args[@]}"; then
@@ -272,16 +341,69 @@ download_model() { # $1 HF repo id, $2 revision (may be empty). Resumable; a mar
       break
     fi
     if [ "$attempt" -ge "$INSTALL_ATTEMPTS" ]; then
-      kill "$progress" 2>/dev/null
+      kill "$DL_PROGRESS" 2>/dev/null
       lock_release
       return 1
     fi
     nap $((RESTART_BACKOFF_S * attempt))
     attempt=$((attempt + 1))
   done
-  kill "$progress" 2>/dev/null
+  kill "$DL_PROGRESS" 2>/dev/null
   lock_release
   say "downloaded $repo"
+}
+
+# The download runs in the background while the venvs install (a cold start needs both; neither
+# needs the other). A failed download stops the setup at once (SIGUSR1 to this script), rather than
+# after minutes of installs; a failed install or a signal stops the download.
+DOWNLOAD_PID=""
+DOWNLOAD_REPO=""
+DL_PROGRESS=""
+start_download() { # $1 HF repo id, $2 revision
+  if [ -f "$(model_marker "$1" "$2")" ]; then
+    download_model "$1" "$2" # says "warm start" and returns
+    return 0
+  fi
+  ensure_uv || return 1 # once, here: the installs use the same uv
+  DOWNLOAD_REPO=$1
+  trap on_download_failed USR1
+  (
+    # shellcheck disable=SC2317  # invoked by the trap
+    on_download_signal() {
+      if [ -n "$CURRENT_CHILD" ]; then kill -TERM "$CURRENT_CHILD" 2>/dev/null; fi
+      if [ -n "$DL_PROGRESS" ]; then kill "$DL_PROGRESS" 2>/dev/null; fi
+      exit 143
+    }
+    trap on_download_signal TERM INT
+    download_model "$1" "$2" || {
+      kill -USR1 "$$" 2>/dev/null
+      exit 1
+    }
+  ) &
+  DOWNLOAD_PID=$!
+  say "downloading $1 alongside the installs"
+}
+
+wait_download() { # returns once the download has finished, or stops the script if it failed
+  local rc=0
+  if [ -n "$DOWNLOAD_PID" ]; then
+    wait "$DOWNLOAD_PID"
+    rc=$?
+    DOWNLOAD_PID=""
+  fi
+  trap - USR1
+  [ "$rc" = 0 ] || on_download_failed
+}
+
+stop_download() {
+  if [ -n "$DOWNLOAD_PID" ]; then kill -TERM "$DOWNLOAD_PID" 2>/dev/null; fi
+}
+
+# shellcheck disable=SC2317  # invoked by the USR1 trap
+on_download_failed() { # stop the install that is running, and the setup
+  trap - USR1
+  if [ -n "$CURRENT_CHILD" ]; then kill -TERM "$CURRENT_CHILD" 2>/dev/null; fi
+  die 1 "download of $DOWNLOAD_REPO failed; see $LOG_DIR/install.log"
 }
 
 # ------------------------------------------------------------------ services
@@ -553,6 +675,7 @@ done
 [[ "$POD_LABEL" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$ ]] ||
   die 2 "POD_LABEL must be a short name of letters, digits, '.', '_' or '-' (got '$POD_LABEL')"
 [[ "$WORKSPACE" == /* ]] || die 2 "WORKSPACE must be an absolute path (got '$WORKSPACE')"
+[[ "$VENV_ROOT" == /* ]] || die 2 "VENV_ROOT must be an absolute path (got '$VENV_ROOT')"
 for var in VLLM_PORT WEBUI_PORT RESTART_BACKOFF_S RESTART_BACKOFF_MAX_S MAX_RESTARTS RESTART_RESET_S \
   STOP_TIMEOUT_S INSTALL_ATTEMPTS LOCK_WAIT_S DOWNLOAD_PROGRESS_S LOG_MAX_BYTES; do
   [[ "${!var}" =~ ^[0-9]+$ ]] || die 2 "$var must be a whole number (got '${!var}')"
@@ -599,8 +722,10 @@ HF_HUB_CACHE="$HF_HOME/hub"
 #   chunks, which the completion marker already prevents:
 #   https://docs.rs/xet-runtime/latest/xet_runtime/config/type.ChunkCacheConfig.html
 export HF_HUB_ENABLE_HF_TRANSFER=0 HF_XET_CHUNK_CACHE_SIZE_BYTES=0
-VLLM_VENV="$WORKSPACE/venvs/vllm-$VLLM_VERSION"
-WEBUI_VENV="$WORKSPACE/venvs/openwebui-$OPENWEBUI_VERSION"
+# The venvs on the container disk; their archives on the volume (see "installs" above).
+VLLM_VENV="$VENV_ROOT/vllm-$VLLM_VERSION"
+WEBUI_VENV="$VENV_ROOT/openwebui-$OPENWEBUI_VERSION"
+VENV_ARCHIVE_DIR="$WORKSPACE/venvs"
 # One Open WebUI data dir per pod: both pods share the volume, and two SQLite writers corrupt webui.db.
 WEBUI_DATA_DIR="$WORKSPACE/open-webui/$POD_LABEL"
 
@@ -741,21 +866,7 @@ EXTRA_ARGS=("${SEL[@]:9}")
 say "GPU '$GPU_NAME' (${SEL[3]:-?} MiB) -> profile '$PROFILE_KEY' (${SEL[1]}): model $SERVE_MODEL_ID${SERVE_REVISION:+@$SERVE_REVISION}, max_model_len $MAX_MODEL_LEN, gpu_memory_utilization $GPU_MEM_UTIL"
 VLLM_CACHE_ROOT="$WORKSPACE/vllm_cache/$GPU_SLUG"   # per GPU: compiled kernels are arch-specific
 
-phase install-vllm
-install_venv vllm "$VLLM_VENV" "$VLLM_PYTHON" "vllm==$VLLM_VERSION" ||
-  die 1 "vLLM $VLLM_VERSION install failed; see $LOG_DIR/install.log"
-
-phase install-webui
-if [ "$WEBUI_ENABLED" = 1 ]; then
-  if ! install_venv openwebui "$WEBUI_VENV" "$WEBUI_PYTHON" "open-webui==$OPENWEBUI_VERSION"; then
-    error "Open WebUI $OPENWEBUI_VERSION install failed; going on with vLLM only (see $LOG_DIR/install.log)"
-    WEBUI_ENABLED=0
-  fi
-else
-  say "Open WebUI install skipped (disabled)"
-fi
-
-phase download-model
+# The model: an old complete local copy, else the Hub cache, downloaded alongside the installs.
 SERVE_REF=""
 if [ -n "$MODEL_LOCAL_DIR" ]; then
   if [ "$SERVE_MODEL_ID" != "$MODEL_ID" ]; then
@@ -768,10 +879,28 @@ if [ -n "$MODEL_LOCAL_DIR" ]; then
   fi
 fi
 if [ -z "$SERVE_REF" ]; then
-  download_model "$SERVE_MODEL_ID" "$SERVE_REVISION" ||
-    die 1 "download of $SERVE_MODEL_ID failed; see $LOG_DIR/install.log"
+  start_download "$SERVE_MODEL_ID" "$SERVE_REVISION" || die 1 "cannot start the download of $SERVE_MODEL_ID (no uv)"
   SERVE_REF="$SERVE_MODEL_ID"
 fi
+
+phase install-vllm
+if ! install_venv vllm "$VLLM_VENV" "$VLLM_PYTHON" "vllm==$VLLM_VERSION"; then
+  stop_download
+  die 1 "vLLM $VLLM_VERSION install failed; see $LOG_DIR/install.log"
+fi
+
+phase install-webui
+if [ "$WEBUI_ENABLED" = 1 ]; then
+  if ! install_venv openwebui "$WEBUI_VENV" "$WEBUI_PYTHON" "open-webui==$OPENWEBUI_VERSION"; then
+    error "Open WebUI $OPENWEBUI_VERSION install failed; going on with vLLM only (see $LOG_DIR/install.log)"
+    WEBUI_ENABLED=0
+  fi
+else
+  say "Open WebUI install skipped (disabled)"
+fi
+
+phase download-model
+wait_download
 
 mkdir -p "$VLLM_CACHE_ROOT" "$WEBUI_DATA_DIR" || die 1 "cannot create $VLLM_CACHE_ROOT or $WEBUI_DATA_DIR"
 chmod 700 "$WEBUI_DATA_DIR" 2>/dev/null || true

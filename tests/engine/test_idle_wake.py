@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.engine.harness import deploy, dev_models
-from tests.startup.startup_harness import STOPPED, Harness, Metrics
+from devkit.startup import STOPPED, Harness, Metrics
 
 
 @pytest.fixture

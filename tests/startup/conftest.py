@@ -1,9 +1,9 @@
-"""Fixtures for tests/startup (the harness itself is in startup_harness.py)."""
+"""Fixtures for tests/startup (the harness itself is devkit/startup.py)."""
 
 from __future__ import annotations
 
 import pytest
-from startup_harness import Harness
+from devkit.startup import Harness
 
 
 @pytest.fixture

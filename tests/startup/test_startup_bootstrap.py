@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from startup_harness import DEV_MODELS, REPO, SCRIPT_PATH, stack_config
+from devkit.startup import DEV_MODELS, REPO, SCRIPT_PATH, stack_config
 
 from runpod_deploy import pod_env
 from runpod_deploy.pod_env import bootstrap_command, startup_env

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import requests
-from startup_harness import SECRETS, STOPPED, Metrics, sha
+from devkit.startup import SECRETS, STOPPED, Metrics, sha
 
 READY = r"^runpod-deploy phase=ready$"
 UA = {"User-Agent": "runpod-deploy-tests/0"}

@@ -1,4 +1,4 @@
-"""The real startup.sh, run against stubs (tests/startup/stubs/stub.py) in a temp WORKSPACE."""
+"""The real startup.sh, run against stubs (devkit/stubs/stub.py) in a temp WORKSPACE (devkit/startup.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from startup_harness import DEV_MODELS, OLMOCR, PHASES, QWEN, SCRIPT_PATH, SECRETS, pid_alive, sha
+from devkit.startup import DEV_MODELS, OLMOCR, PHASES, QWEN, SCRIPT_PATH, SECRETS, pid_alive, sha
 
 READY = r"^runpod-deploy phase=ready$"
 FP8 = "Qwen/Qwen3-VL-8B-Instruct-FP8"
@@ -55,24 +55,41 @@ def test_bash_syntax():
     subprocess.run(["bash", "-n", str(SCRIPT_PATH)], check=True)
 
 
+def uv_installs(h, records=None) -> list[list[str]]:
+    """The `uv venv` / `uv pip install` calls (not the downloader's `uv tool run`)."""
+    return [r["argv"] for r in (h.records("uv") if records is None else records)
+            if r["tool"] == "uv" and r["argv"][:1] != ["tool"]]
+
+
 def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
-    ws = h.ws
+    ws, disk = h.ws, h.venv_root
     run = h.start()
     run.wait_for(READY)
     run.wait_for(r"Open WebUI is up on port")
     assert run.phases() == PHASES
 
-    # installs: two venvs, each with exactly its pinned package, with uv
-    assert [r["argv"] for r in h.records("uv")] == [
-        ["venv", "--python", "3.12", f"{ws}/venvs/vllm-0.11.2"],
-        ["pip", "install", "--python", f"{ws}/venvs/vllm-0.11.2/bin/python", "vllm==0.11.2"],
-        ["venv", "--python", "3.11", f"{ws}/venvs/openwebui-0.7.2"],
-        ["pip", "install", "--python", f"{ws}/venvs/openwebui-0.7.2/bin/python", "open-webui==0.7.2"],
+    # installs: two venvs on the container disk, each with exactly its pinned package, bytecode compiled
+    assert uv_installs(h) == [
+        ["venv", "--python", "3.12", f"{disk}/vllm-0.11.2"],
+        ["pip", "install", "--compile-bytecode", "--python", f"{disk}/vllm-0.11.2/bin/python", "vllm==0.11.2"],
+        ["venv", "--python", "3.11", f"{disk}/openwebui-0.7.2"],
+        ["pip", "install", "--compile-bytecode", "--python", f"{disk}/openwebui-0.7.2/bin/python",
+         "open-webui==0.7.2"],
     ]
-    assert (ws / "venvs/vllm-0.11.2/.runpod-deploy-complete").is_file()
-    assert (ws / "venvs/openwebui-0.7.2/.runpod-deploy-complete").is_file()
+    # ... and one archive each on the volume, with a marker keyed by requirement, Python and path
+    for name, req, py in (("vllm-0.11.2", "vllm==0.11.2", "3.12"), ("openwebui-0.7.2", "open-webui==0.7.2", "3.11")):
+        key, size = (ws / f"venvs/{name}.tar.complete").read_text().splitlines()
+        assert key == f"{req} python={py} path={disk}/{name}"
+        assert int(size) == (ws / f"venvs/{name}.tar").stat().st_size
+        listing = subprocess.run(["tar", "-tf", ws / f"venvs/{name}.tar"], capture_output=True, text=True,
+                                 check=True).stdout.split()
+        assert f"{name}/bin/python" in listing and f"{name}.python/" in listing
+        assert (disk / f"{name}.complete").read_text().strip() == key
+    assert not list((ws / "venvs").glob("*.tmp.*"))
 
-    # one download, with the HF CLI from the vLLM venv, into the old /workspace/hf_cache layout
+    # one download, with uv's hf CLI (alongside the installs), into the old /workspace/hf_cache layout
+    assert [r["argv"] for r in h.records("uv") if r["argv"][:1] == ["tool"]] == [
+        ["tool", "run", "--from", "huggingface_hub[hf_xet]==0.36.2", "hf", "download", "allenai/olmOCR-2-7B-1025-FP8"]]
     (dl,) = h.records("hf", "huggingface-cli")
     assert dl["tool"] == "hf" and dl["argv"] == ["download", "allenai/olmOCR-2-7B-1025-FP8"]
     assert dl["env"]["HF_HOME"] == f"{ws}/hf_cache"
@@ -134,19 +151,100 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
     assert not pid_alive(vllm["pid"]) and not pid_alive(webui["pid"])
     assert "runpod-deploy: stopped" in run.output
 
-    # warm start on the same volume: ZERO installs and downloads
+    # warm starts: ZERO installs and downloads; a restart that kept the container disk uses its
+    # venvs, a start on a fresh container disk (a pod stop and start) restores them from the volume
+    for fresh_disk in (False, True):
+        if fresh_disk:
+            h.fresh_container_disk()
+        before = len(h.records())
+        warm = h.start()
+        warm.wait_for(READY)
+        warm.wait_for(r"Open WebUI is up on port")  # its stub has recorded its call by then
+        new = h.records()[before:]
+        assert [r["tool"] for r in new if r["tool"] in ("uv", "hf", "huggingface-cli")] == []
+        assert sorted(r["tool"] for r in new) == ["nvidia-smi", "open-webui", "vllm"]
+        (vllm2,) = [r for r in new if r["tool"] == "vllm"]
+        assert vllm2["env"]["HF_HUB_OFFLINE"] == "1"
+        assert vllm2["argv"][1] == "allenai/olmOCR-2-7B-1025-FP8"
+        assert "warm start" in warm.output
+        restored = [line for line in warm.lines if re.search(r": restored .* nothing installed$", line)]
+        ready = [line for line in warm.lines if " is ready in " in line]
+        assert (len(restored), len(ready)) == ((2, 0) if fresh_disk else (0, 2)), warm.output
+        assert warm.phases() == PHASES
+        assert warm.stop() == 0
+
+
+def test_a_restored_venv_keeps_the_python_uv_downloaded(h):
+    # uv puts a Python it downloads under ~/.local/share/uv by default: on the container disk, so a
+    # pod stop would leave the restored venv pointing to a missing interpreter. The template keeps it
+    # next to the venv, in the archive.
+    run = h.start(STUB_UV_MANAGED_PYTHON="1")
+    run.wait_for(READY)
+    assert run.stop() == 0
+    h.fresh_container_disk()
     before = len(h.records())
-    warm = h.start()
+    warm = h.start(STUB_UV_MANAGED_PYTHON="1")
     warm.wait_for(READY)
-    new = h.records()[before:]
-    assert [r["tool"] for r in new if r["tool"] in ("uv", "hf", "huggingface-cli")] == []
-    assert sorted(r["tool"] for r in new) == ["nvidia-smi", "open-webui", "vllm"]
-    (vllm2,) = [r for r in new if r["tool"] == "vllm"]
-    assert vllm2["env"]["HF_HUB_OFFLINE"] == "1"
-    assert vllm2["argv"][1] == "allenai/olmOCR-2-7B-1025-FP8"
-    assert "warm start" in warm.output
-    assert warm.phases() == PHASES
+    assert uv_installs(h, h.records()[before:]) == []
+    for name in ("vllm", "openwebui"):
+        python = (h.venv(name) / "bin" / "python").resolve()
+        assert python.is_file() and h.venv_root in (h.venv(name) / "bin" / "python").readlink().parents
+    assert not (h.disk / "home" / ".local/share/uv").exists()
+    warm.stop()
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "corrupt", "marker-missing", "moved"])
+def test_a_missing_or_corrupt_archive_is_rebuilt(h, damage):
+    run = h.start()
+    run.wait_for(READY)
+    assert run.stop() == 0
+    h.fresh_container_disk()
+    archive = h.ws / "venvs/vllm-0.11.2.tar"
+    overrides = {}
+    if damage == "missing":
+        archive.unlink()
+    elif damage == "truncated":
+        archive.write_bytes(archive.read_bytes()[:1000])
+    elif damage == "corrupt":  # same size, not a tar
+        archive.write_bytes(b"x" * archive.stat().st_size)
+    elif damage == "marker-missing":  # e.g. a pod stopped while writing the archive
+        archive.with_name(archive.name + ".complete").unlink()
+    else:  # a venv only works at the path it was created at
+        overrides["VENV_ROOT"] = str(h.disk / "elsewhere")
+    before = len(h.records())
+    warm = h.start(**overrides)
+    warm.wait_for(READY)
+    installs = uv_installs(h, h.records()[before:])
+    venv_root = overrides.get("VENV_ROOT", str(h.venv_root))
+    assert ["pip", "install", "--compile-bytecode", "--python", f"{venv_root}/vllm-0.11.2/bin/python",
+            "vllm==0.11.2"] in installs
+    assert ("open-webui==0.7.2" in str(installs)) == (damage == "moved")
+    assert "vllm: archived" in warm.output
+    key, size = archive.with_name(archive.name + ".complete").read_text().splitlines()
+    assert key.endswith(f"path={venv_root}/vllm-0.11.2") and int(size) == archive.stat().st_size
     assert warm.stop() == 0
+
+
+def test_the_download_runs_alongside_the_installs(h):
+    run = h.start(STUB_UV_SLEEP="1", STUB_HF_SLEEP="1")
+    run.wait_for(READY, timeout=30)
+    (dl,) = h.records("hf")
+    (webui_install,) = [r for r in h.records("uv") if "open-webui==0.7.2" in r["argv"]]
+    assert dl["t"] < webui_install["t"], "the download waited for the installs"
+    assert run.output.index("downloading allenai/olmOCR-2-7B-1025-FP8 alongside the installs") < \
+        run.output.index("runpod-deploy phase=install-vllm")
+    assert run.phases() == PHASES
+    run.stop()
+
+
+def test_a_failing_download_stops_the_setup_at_once(h):
+    run = h.start(STUB_HF_FAIL="1", STUB_UV_SLEEP="60")
+    assert run.wait_exit(timeout=30) == 1
+    assert "runpod-deploy error=download of allenai/olmOCR-2-7B-1025-FP8 failed; see " in run.output
+    assert [r for r in h.records("uv") if "open-webui==0.7.2" in r["argv"]] == []  # the installs stopped
+    assert h.records("vllm", "open-webui") == []
+    for rec in h.records("uv"):
+        assert not pid_alive(rec["pid"]), "the install that was running is stopped too"
 
 
 def test_killed_vllm_is_restarted(h):
@@ -376,7 +474,7 @@ def test_phase_lines_are_exact_and_in_order(h):
 
 
 def test_unfinished_install_is_redone(h):
-    venv = h.ws / "venvs/vllm-0.11.2"
+    venv = h.venv_root / "vllm-0.11.2"
     (venv / "bin").mkdir(parents=True)
     (venv / "half-written").write_text("x")
     run = h.start()

@@ -1,4 +1,4 @@
-"""Fixtures for tests/startup_real (the harness itself is in realpkgs_harness.py).
+"""Fixtures for tests/startup_real (the harness itself is devkit/startup_real.py).
 
 Every test here is marked `realpkgs`: `pytest -m "not realpkgs"` skips the tier, `-m realpkgs` runs
 only it. `make test` (and so CI) runs it.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from realpkgs_harness import OLMOCR, RealHarness, stack_config, uv_installed_counts
+from devkit.startup_real import OLMOCR, RealHarness, stack_config, uv_installed_counts
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,9 +24,9 @@ def pytest_collection_modifyitems(config, items):
 def real(tmp_path_factory):
     """One WORKSPACE for the tier, on which the template did its cold start with the real packages.
 
-    The cold start runs until both services were started; it is then stopped (the real vLLM cannot
-    serve without a GPU) and vLLM's entry point is replaced by the stand-in. `real.cold_output` is
-    what the cold start printed.
+    The cold start runs until both services were started (the venvs are installed on the container
+    disk and archived on the volume by then); it is then stopped. vLLM's entry point is the
+    stand-in (the real vLLM cannot serve without a GPU). `real.cold_output` is what it printed.
     """
     harness = RealHarness(tmp_path_factory.mktemp("realpkgs"))
     harness.seed_model(stack_config().models[OLMOCR].model_id)

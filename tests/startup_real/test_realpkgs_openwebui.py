@@ -5,11 +5,12 @@ Tests run in file order on one warm start; the last one restarts with a changed 
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from realpkgs_harness import OLMOCR, SECRETS, http, signin, stack_config, uv_installed_counts, wait_http_ok
+from devkit.startup_real import OLMOCR, SECRETS, http, signin, stack_config, uv_installed_counts, wait_http_ok
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -22,7 +23,9 @@ WEBUI_UP_S = 600  # Open WebUI's first start migrates its DB; on 2 shared cores 
 
 @pytest.fixture(scope="module")
 def warm(real):
-    """The second start on the cold start's workspace: what `ready` and Open WebUI look like."""
+    """The second start on the cold start's workspace, on a fresh container disk (as after a pod stop:
+    no venvs, no uv home): what `ready` and Open WebUI look like."""
+    real.fresh_container_disk()
     run = real.start(OLMOCR)
     run.wait_for(r"^runpod-deploy phase=ready$", timeout=120)
     run.wait_for(r"Open WebUI is up on port", timeout=WEBUI_UP_S)
@@ -35,14 +38,20 @@ def warm(real):
 def test_cold_start_installed_both_venvs_with_the_real_uv(real):
     counts = uv_installed_counts(real.cold_output)
     assert len(counts) == 2 and all(n > 50 for n in counts), counts  # vLLM ~170, Open WebUI ~300 packages
-    assert (real.venv("vllm") / ".runpod-deploy-complete").is_file()
-    assert (real.venv("openwebui") / ".runpod-deploy-complete").is_file()
+    for name in ("vllm", "openwebui"):
+        assert real.archive(name).stat().st_size > 10**9  # on the volume, for the next starts
+        assert real.archive(name).with_name(real.archive(name).name + ".complete").is_file()
+        assert f"runpod-deploy: {name}: archived (" in real.cold_output
 
 
-def test_warm_start_installs_and_downloads_nothing(warm):
+def test_warm_start_on_a_fresh_container_disk_restores_and_installs_nothing(real, warm):
     assert uv_installed_counts(warm.output) == []
-    assert not [line for line in warm.lines if line.startswith(("[install-", "[download-model]"))]
+    assert not [line for line in warm.lines if line.startswith(("[install-", "[download-model]", "[archive-"))]
     assert "warm start" in warm.output
+    restored = [line for line in warm.lines if re.match(r"runpod-deploy: (vllm|openwebui): restored ", line)]
+    assert len(restored) == 2, warm.output[-3000:]
+    for name in ("vllm", "openwebui"):  # the restored interpreter runs (it is not on the wiped disk)
+        assert subprocess.run([real.venv(name) / "bin" / "python", "-c", "import sys"], timeout=60).returncode == 0
 
 
 def test_health_answers(warm):

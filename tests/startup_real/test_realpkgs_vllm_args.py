@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
-from realpkgs_harness import ARGCHECK_PY, DEV_MODELS, GPU_LINES, RealHarness, gpu_types_to_check, stack_config
+from devkit.startup import Harness
+from devkit.startup_real import DEV_MODELS, GPU_LINES, RealHarness, gpu_types_to_check, stack_config
+
+ARGCHECK_PY = Path(__file__).resolve().parent / "vllm_argcheck.py"
 
 pytestmark = pytest.mark.timeout(2400)
 
 
 def recorded_command_lines(tmp_path) -> dict[tuple[str, str], list[str]]:
     """(model, GPU type) -> the argv the template runs `vllm` with, recorded by the stub harness."""
-    from startup_harness import Harness
-
     out = {}
     for name in DEV_MODELS:
         for gpu in gpu_types_to_check(name):
@@ -56,8 +58,8 @@ def test_vllm_parser_accepts_every_command_line_the_template_builds(real, tmp_pa
         args = res["args"]
         assert args["served_model_name"][0] == stack_config().models[name].served_model_name, (name, gpu)
         assert args["api_key"] is None, "the key must travel in env VLLM_API_KEY, not on argv"
-        limit_mm = args["limit_mm_per_prompt"]
-        assert isinstance(limit_mm, dict) and limit_mm.get("video") == 0, (name, gpu)
+        mm = args["limit_mm_per_prompt"]
+        assert isinstance(mm, dict) and mm.get("video") == 0, (name, gpu)
         assert args["safetensors_load_strategy"] == "eager", (name, gpu)  # vLLM takes any string here
         profile = stack_config().models[name].resolved_profiles()
         expected = (profile.get(gpu) or profile["default"]).max_cudagraph_capture_size

@@ -1,16 +1,19 @@
 """Stand-ins for the programs startup.sh runs: ``stub.py <tool> <argv...>``.
 
-The harness puts tiny ``#!/bin/sh exec python stub.py <tool> "$@"`` wrappers on PATH (uv,
-nvidia-smi) and the ``uv`` stub writes the same kind of wrappers into the venvs it "creates"
-(vllm, hf, huggingface-cli, open-webui), so the script runs its real code paths.
+The harness (devkit/startup.py) puts tiny ``#!/bin/sh exec python stub.py <tool> "$@"`` wrappers on
+PATH (uv, nvidia-smi) and the ``uv`` stub writes the same kind of wrappers into the venvs it
+"creates" (vllm, open-webui); ``uv tool run --from <req> hf ...`` runs the hf stub, so the script
+runs its real code paths.
 
 Each call appends one JSON line to $STUB_LOG: tool, argv, pid, cwd and a chosen part of the env.
 Secret values are recorded only as sha256 hashes, so the record file is never a leak itself.
 
 Behaviour knobs (env): STUB_GPU (nvidia-smi output line), STUB_UV_FAIL, STUB_HF_FAIL,
-STUB_VLLM_FAIL (exit at once with status 3), STUB_HOLD (a file: uv and the downloader wait while it
-exists, an install or download in progress), STUB_METRICS (a file whose text the stub vLLM serves as
-/metrics: the test drives the counters).
+STUB_VLLM_FAIL (exit at once with status 3), STUB_UV_SLEEP / STUB_HF_SLEEP (seconds each
+`uv pip install` / download takes), STUB_UV_MANAGED_PYTHON (`uv venv` "downloads" its Python into
+$UV_PYTHON_INSTALL_DIR, as the real uv does when the machine has no such Python), STUB_HOLD (a
+file: uv and the downloader wait while it exists, an install or download in progress), STUB_METRICS
+(a file whose text the stub vLLM serves as /metrics: the test drives the counters).
 """
 
 from __future__ import annotations
@@ -72,21 +75,32 @@ def uv(argv: list[str]) -> int:
     if argv[:1] == ["venv"]:
         venv = Path(argv[-1])
         (venv / "bin").mkdir(parents=True, exist_ok=True)
+        interpreter = Path(sys.executable)
+        if os.environ.get("STUB_UV_MANAGED_PYTHON"):
+            interpreter = Path(os.environ.get("UV_PYTHON_INSTALL_DIR") or Path.home() / ".local/share/uv/python")
+            interpreter = interpreter / f"cpython-{opt(argv, '--python')}-stub" / "bin" / "python"
+            interpreter.parent.mkdir(parents=True, exist_ok=True)
+            if not interpreter.exists():
+                interpreter.symlink_to(sys.executable)
+            print(f"Downloaded Python to {interpreter}")
         py = venv / "bin" / "python"
         if not py.exists():
-            py.symlink_to(sys.executable)
+            py.symlink_to(interpreter)
         print(f"Creating virtual environment at: {venv}")
         return 0
     if argv[:2] == ["pip", "install"]:
+        time.sleep(float(os.environ.get("STUB_UV_SLEEP") or 0))
         venv = Path(opt(argv, "--python")).parent.parent
-        for req in argv[2:]:
+        reqs = [a for a in argv[2:] if not a.startswith("--") and a != opt(argv, "--python")]
+        for req in reqs:
             if req.startswith("vllm=="):
-                for tool in ("vllm", "hf", "huggingface-cli"):
-                    write_wrapper(venv / "bin" / tool, tool)
+                write_wrapper(venv / "bin" / "vllm", "vllm")
             elif req.startswith("open-webui=="):
                 write_wrapper(venv / "bin" / "open-webui", "open-webui")
-        print(f"Installed {len(argv) - 4} package(s)")
+        print(f"Installed {len(reqs)} package(s)")
         return 0
+    if argv[:3] == ["tool", "run", "--from"] and argv[4:5] == ["hf"]:
+        return hf("hf", argv[5:])
     print(f"stub uv: unsupported {argv}")
     return 2
 
@@ -100,6 +114,7 @@ def nvidia_smi(argv: list[str]) -> int:
 def hf(tool: str, argv: list[str]) -> int:
     record(tool, argv)
     hold()
+    time.sleep(float(os.environ.get("STUB_HF_SLEEP") or 0))
     if os.environ.get("STUB_HF_FAIL"):
         print("stub hf: network error")
         return 1

@@ -1,4 +1,4 @@
-"""Harness for tests/startup_real: the REAL startup/startup.sh with the REAL packages.
+"""The REAL startup/startup.sh with the REAL packages (tests/startup_real, bench/realpkgs_bench.py).
 
 The template installs vLLM and Open WebUI itself, with the real `uv` (pinned in requirements-dev.txt)
 from the real package index, into a temp WORKSPACE. uv's cache lives outside the repo
@@ -6,8 +6,8 @@ from the real package index, into a temp WORKSPACE. uv's cache lives outside the
 run on a machine downloads ~17 GB once and every later run installs from the cache in seconds.
 
 Only what cannot run here is stood in for: `nvidia-smi` (no GPU) and, after the template installed
-the real vLLM, its `vllm` entry point (no GPU to serve on) by tests/startup/stubs/stub.py's vllm,
-an OpenAI-compatible server that requires the key. Open WebUI is the real package.
+or restored the real vLLM, its `vllm` entry point (no GPU to serve on) by devkit/stubs/stub.py's
+vllm, an OpenAI-compatible server that requires the key. Open WebUI is the real package.
 """
 
 from __future__ import annotations
@@ -18,25 +18,17 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_TESTS = REPO / "tests" / "startup"
-for p in (str(REPO), str(STARTUP_TESTS)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-from startup_harness import DEV_MODELS, OLMOCR, SECRETS, STUB_PY, Harness, stack_config  # noqa: E402
+from devkit.startup import DEV_MODELS, OLMOCR, SECRETS, STUB_PY, Harness, HarnessError, Run, stack_config
 
 CACHE = Path(os.environ.get("RUNPOD_DEPLOY_CACHE")
              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runpod-deploy")
 UV_CACHE = CACHE / "uv"
-ARGCHECK_PY = Path(__file__).resolve().parent / "vllm_argcheck.py"
 
 # What nvidia-smi reports for each GPU type (name, MiB): the preference list, plus one card that no
 # profile names (it must get "default").
@@ -77,19 +69,25 @@ def find_python(version: str) -> str:
             continue
         if out.returncode == 0 and out.stdout.strip() == version:
             return c
-    pytest.fail(f"no Python {version} interpreter found (tried {candidates}); the real-package tier "
+    raise HarnessError(f"no Python {version} interpreter found (tried {candidates}); the real-package tier "
                 f"installs the template's venvs with it. Install python{version} (Debian package or pyenv)")
 
 
 def find_uv() -> str:
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if not uv:
-        pytest.fail("`uv` is not installed: run `make setup` (requirements-dev.txt pins it)")
+        raise HarnessError("`uv` is not installed: run `make setup` (requirements-dev.txt pins it)")
     return uv
 
 
+# What the template says once the real vLLM venv is on the container disk (installed or restored).
+VLLM_READY_LINE = re.compile(r"^runpod-deploy: vllm: (installed|restored |.* is ready in )")
+
+
 class RealHarness(Harness):
-    """Harness (tests/startup) whose bin/ has the real uv and Pythons instead of the uv stub."""
+    """Harness (devkit.startup) whose bin/ has the real uv and Pythons instead of the uv stub. Each
+    start swaps the stand-in into vLLM's entry point as soon as the template has put the real vLLM
+    venv on the container disk (Open WebUI's install or restore comes next and takes seconds)."""
 
     def __init__(self, tmp: Path, *, uv_cache: Path = UV_CACHE):
         super().__init__(tmp)
@@ -111,8 +109,24 @@ class RealHarness(Harness):
         env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ and k not in overrides})
         return env
 
-    def venv(self, name: str) -> Path:
-        (path,) = [p for p in self.ws.glob(f"venvs/{name}-*") if p.is_dir()]
+    def start(self, model=OLMOCR, **kw) -> Run:
+        run = super().start(model, **kw)
+        threading.Thread(target=self._stand_in_when_installed, args=(run,), daemon=True).start()
+        return run
+
+    def _stand_in_when_installed(self, run: Run) -> None:
+        seen = 0
+        while run.proc.poll() is None:
+            lines = list(run.lines)
+            if any(VLLM_READY_LINE.search(line) for line in lines[seen:]):
+                self.stand_in_vllm()
+                return
+            seen = len(lines)
+            time.sleep(0.05)
+
+    def archive(self, name: str) -> Path:
+        """The volume's archive of venv `name` (vllm / openwebui)."""
+        (path,) = self.ws.glob(f"venvs/{name}-*.tar")
         return path
 
     def seed_model(self, repo: str) -> None:
@@ -122,7 +136,8 @@ class RealHarness(Harness):
         (d / ".runpod-deploy-complete@default").write_text(f"{repo} default\n")
 
     def stand_in_vllm(self) -> None:
-        """Replace the installed vLLM's entry point (it needs a GPU to serve) by the stub server."""
+        """Replace the installed vLLM's entry point (it needs a GPU to serve) by the stub server, on the
+        container disk only (the archive on the volume keeps the real one)."""
         target = self.venv("vllm") / "bin" / "vllm"
         tmp = target.with_name("vllm.stand-in")
         tmp.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB_PY}" vllm "$@"\n')
@@ -170,12 +185,12 @@ def wait_http_ok(url: str, timeout: float) -> None:
         except OSError as e:
             last = e
         time.sleep(1)
-    pytest.fail(f"{url} did not answer 200 within {timeout}s (last: {last!r})")
+    raise HarnessError(f"{url} did not answer 200 within {timeout}s (last: {last!r})")
 
 
 def signin(base: str, email: str, password: str) -> tuple[int, dict | str]:
     return http("POST", f"{base}/api/v1/auths/signin", {"email": email, "password": password})
 
 
-__all__ = ["ARGCHECK_PY", "DEV_MODELS", "GPU_LINES", "OLMOCR", "SECRETS", "UV_CACHE", "RealHarness",
+__all__ = ["DEV_MODELS", "GPU_LINES", "OLMOCR", "SECRETS", "UV_CACHE", "RealHarness",
            "gpu_types_to_check", "http", "signin", "stack_config", "uv_installed_counts", "wait_http_ok"]

@@ -1,6 +1,10 @@
-"""Harness for tests/startup: run the REAL startup/startup.sh in a temp WORKSPACE with stub programs
-on PATH (tests/startup/stubs/stub.py). A uniquely named module, so it never clashes with the
-other `conftest` modules of the suite; the `h` fixture is in this directory's conftest.py."""
+"""The REAL startup/startup.sh in a sandbox: a temp WORKSPACE (the network volume), a temp
+"container disk" (the venvs, HOME and RUN_DIR) and stub programs on PATH (devkit/stubs/stub.py: uv,
+nvidia-smi, hf, vllm, open-webui). Used by tests/startup (the `h` fixture), tests/startup_real
+(devkit.startup_real builds on it) and bench/startup_bench.py.
+
+A failed wait raises HarnessError (an AssertionError, so pytest reports it as a test failure).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,17 +22,17 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from runpod_deploy import config
+from runpod_deploy.pod_env import SCRIPT_PATH, startup_env
 
-from runpod_deploy import config  # noqa: E402
-from runpod_deploy.pod_env import SCRIPT_PATH, startup_env  # noqa: E402
-
+REPO = Path(__file__).resolve().parents[1]
 STUB_PY = Path(__file__).resolve().parent / "stubs" / "stub.py"
+
+
+class HarnessError(AssertionError):
+    """What the sandbox waited for did not happen (the message has the script's output)."""
 
 # The config users run: the pods' env is rendered from it exactly as the stack does.
 DEV = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
@@ -151,7 +156,7 @@ class Run:
             if self.proc.poll() is not None and not self._thread.is_alive():
                 break
             time.sleep(0.05)
-        pytest.fail(f"no {count}x /{pattern}/ within {timeout}s (rc={self.proc.poll()}); output:\n{self.output}")
+        raise HarnessError(f"no {count}x /{pattern}/ within {timeout}s (rc={self.proc.poll()}); output:\n{self.output}")
 
     def wait_exit(self, timeout: float = 15) -> int:
         rc = self.proc.wait(timeout)
@@ -167,15 +172,21 @@ class Run:
 
 
 class Harness:
+    """`ws` is the network volume (kept across starts); `disk` the container disk (VENV_ROOT, HOME,
+    RUN_DIR), which a pod stop wipes: `fresh_container_disk()`. `bin` stands for the image."""
+
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.ws = tmp / "ws"
         self.bin = tmp / "bin"
-        self.run_dir = tmp / "run"
+        self.disk = tmp / "disk"
+        self.venv_root = self.disk / "venvs"
+        self.run_dir = self.disk / "run"
         self.stub_log = tmp / "stub-calls.jsonl"
         self.runs: list[Run] = []
         self.bin.mkdir()
         self.ws.mkdir()
+        self.disk.mkdir()
         for tool in ("uv", "nvidia-smi"):
             p = self.bin / tool
             p.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB_PY}" {tool} "$@"\n')
@@ -187,9 +198,10 @@ class Harness:
         env.update(SECRETS)
         env.update(
             PATH=f"{self.bin}:/usr/local/bin:/usr/bin:/bin",
-            HOME=str(self.tmp / "home"),
+            HOME=str(self.disk / "home"),
             LANG="C.UTF-8",
             RUN_DIR=str(self.run_dir),
+            VENV_ROOT=str(self.venv_root),
             STUB_LOG=str(self.stub_log),
             RESTART_BACKOFF_S="1",
             HEALTH_INTERVAL_S="0.2",
@@ -210,8 +222,13 @@ class Harness:
         vllm_port, webui_port = free_port(), free_port()
         env = self.env(model, without=without, settings=settings, VLLM_PORT=vllm_port, WEBUI_PORT=webui_port,
                        **overrides)
+        # A private copy, renamed into place as the pod's bootstrap does: bash reads a script while
+        # it runs, so an edit of startup.sh must not reach a start in progress.
+        script = self.tmp / "startup.sh"
+        shutil.copyfile(SCRIPT_PATH, script.with_suffix(".tmp"))
+        os.replace(script.with_suffix(".tmp"), script)
         proc = subprocess.Popen(
-            ["bash", str(SCRIPT_PATH)],
+            ["bash", str(script)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -223,6 +240,18 @@ class Harness:
         run = Run(proc, vllm_port, webui_port)
         self.runs.append(run)
         return run
+
+    def fresh_container_disk(self) -> None:
+        """What a pod stop and start does to the container: an empty disk at the same paths (the
+        venvs, uv's home and RUN_DIR are gone); the volume (`ws`) and the image (`bin`) stay."""
+        assert all(run.proc.poll() is not None for run in self.runs), "stop the script first"
+        shutil.rmtree(self.disk)
+        self.disk.mkdir()
+
+    def venv(self, name: str) -> Path:
+        """The venv `name` (vllm / openwebui) on the container disk."""
+        (path,) = [p for p in self.venv_root.glob(f"{name}-*") if p.is_dir() and not p.name.endswith(".python")]
+        return path
 
     def records(self, *tools: str) -> list[dict]:
         if not self.stub_log.exists():
@@ -237,7 +266,7 @@ class Harness:
             if len(recs) >= count:
                 return recs
             time.sleep(0.05)
-        pytest.fail(f"expected {count} {tool} call(s), got {self.records(tool)}; outputs:\n"
+        raise HarnessError(f"expected {count} {tool} call(s), got {self.records(tool)}; outputs:\n"
                     + "\n----\n".join(r.output for r in self.runs))
 
     def cleanup(self) -> None:
