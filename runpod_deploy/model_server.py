@@ -66,6 +66,7 @@ class ModelServer(pulumi.ComponentResource):
             "running": model.running,
             "readiness": [{"port": VLLM_PORT, "path": "/health"}, {"port": WEBUI_PORT, "path": "/health"}],
             "ready_timeout_s": cfg.ready_timeout_seconds,
+            "ready_stall_s": cfg.ready_stall_seconds,
         }, opts=child)
 
         self.pod_id = pod.pod_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 from enum import StrEnum
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -73,6 +74,8 @@ class PodSpec(BaseModel):
     readiness: Annotated[list[Probe], Change.LOCAL] = Field(default_factory=list)
     ready_timeout_s: Annotated[int, Change.LOCAL] = Field(
         default=1800, ge=1, description="own deadline: dynamic resources ignore customTimeouts")
+    ready_stall_s: Annotated[int, Change.LOCAL] = Field(
+        default=600, ge=1, description="fail the wait after this long without a new log line or status")
 
     @field_validator("gpu_type_ids", "data_center_ids")
     @classmethod
@@ -143,11 +146,22 @@ class PodSpec(BaseModel):
             startSsh=self.start_ssh or None,
         )
 
-    def update_request(self) -> UpdatePodRequest:
-        """The `updatePod` body: every PATCH field, each with its full desired value (env whole,
-        since a PATCH replaces the pod's entire env map)."""
-        return UpdatePodRequest(name=self.name, image=self.image, args=self.args, env=self.full_env,
-                                ports=self.ports, disk=self.container_disk_gb)
+    def update_request(self, changed: Iterable[str] | None = None,
+                       foreign_env: dict[str, str] | None = None) -> UpdatePodRequest:
+        """The `updatePod` body for the PATCH inputs in `changed` (default: all), each with its full
+        desired value. Only what changed is sent: a rename alone must not reset the container.
+        `env` goes whole, since a PATCH replaces the pod's entire env map, with `foreign_env` (keys
+        RunPod injected, e.g. `startSsh`'s PUBLIC_KEY) carried over: dropping it kills SSH
+        (runpod/runpodctl#268)."""
+        keys = set(PATCH_KEYS if changed is None else changed)
+        env_changed = bool(keys & {"env", "secret_env"})
+        return UpdatePodRequest(
+            name=self.name if "name" in keys else None,
+            image=self.image if "image" in keys else None,
+            args=self.args if "start_command" in keys else None,
+            env={**(foreign_env or {}), **self.full_env} if env_changed else None,
+            ports=self.ports if "ports" in keys else None,
+            disk=self.container_disk_gb if "container_disk_gb" in keys else None)
 
 
 def change_kinds(model: type[BaseModel]) -> dict[str, Change]:
@@ -167,6 +181,9 @@ CHANGE_KINDS = change_kinds(PodSpec)  # at import: a field without a kind fails 
 INPUT_KEYS = tuple(CHANGE_KINDS)
 REPLACE_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.REPLACE)
 PATCH_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.PATCH)
+# A PATCH of any of these resets the container (v1 documented "resets it completely"; unconfirmed
+# for v2, so assumed); a rename does not.
+RESETTING_KEYS = tuple(k for k in PATCH_KEYS if k != "name")
 ACTION_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.ACTION)
 LOCAL_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.LOCAL)
 

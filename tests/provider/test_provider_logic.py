@@ -290,7 +290,8 @@ def test_poll_scale_scales_start_and_cap(monkeypatch):
 def waiter(pods, probes=(), timeout_s=100):
     t = FakeTime()
     it = iter(pods)
-    return ReadinessWaiter(get_pod=lambda: Pod.model_validate(next(it)), read_logs=lambda: [], probes=list(probes),
+    return ReadinessWaiter(get_pod=lambda: Pod.model_validate(next(it)), read_logs=lambda _last: [],
+                           probes=list(probes),
                            timeout_s=timeout_s, say=lambda _: None, schedule=lambda: Backoff(1).delays(),
                            clock=t.clock, sleep=t.sleep)
 
