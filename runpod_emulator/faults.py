@@ -14,7 +14,7 @@ Kinds:
   no_gpu_on_start the next matching `start` action fails with `status` (default 400) and the
                   "not enough free GPUs on the host machine" detail; the pod stays EXITED
   list_lag        the next matching created pod stays out of GET /v2/pods for `seconds`
-  rate_window     for `seconds` from injection, every matching call answers 429 with Retry-After =
+  rate_window     for `seconds` from the first matching call, every matching call answers 429 with Retry-After =
                   the seconds left and `RateLimit: "hour";r=0;t=<left>`: a long (hour/day) window
                   (spec RateLimitHeader, TooManyRequestsError); then it disappears
 `errors` adds the problem's `errors` list (e.g. a 422's `$`-paths).
@@ -49,7 +49,7 @@ class Fault:
     detail: Optional[str] = None
     drop: bool = False
     errors: Optional[list] = None
-    until: float = 0.0  # rate_window: when it ends (time.time())
+    until: float = 0.0  # rate_window: when it ends (time.time()); set when it first fires
     fired: bool = False
     id: int = field(default=0)
 
@@ -60,7 +60,6 @@ class Fault:
             raise ValueError("a 'status' fault needs status=<code>")
         if self.kind == "rate_window":
             self.status, self.count = 429, None
-            self.until = self.until or time.time() + self.seconds
         if self.kind in ("delay", "list_lag", "rate_window") and not self.seconds:
             raise ValueError(f"a {self.kind!r} fault needs seconds=<float>")
         if self.count is not None and self.count < 1:
@@ -119,10 +118,12 @@ class FaultBook:
         """Fire the first pending fault of one of `kinds` matching the request, or return None."""
         with self._lock:
             now = time.time()
-            self._faults = [f for f in self._faults if f.kind != "rate_window" or f.until > now]
+            self._faults = [f for f in self._faults if f.kind != "rate_window" or not f.until or f.until > now]
             for fault in self._faults:
                 if fault.kind in kinds and fault.matches(method, path):
                     fault.fired = True
+                    if fault.kind == "rate_window" and not fault.until:
+                        fault.until = now + fault.seconds
                     if fault.count is not None:
                         fault.count -= 1
                         if fault.count == 0:
