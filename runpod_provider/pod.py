@@ -62,6 +62,8 @@ class PodProvider(dynamic.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         inputs = {k: v for k, v in news.items() if k != "__provider"}
         prefix = inputs.get("name_prefix")
+        if _has_unknowns(prefix):  # preview of a first up: the name token does not exist yet
+            prefix = None
         # The random suffix is drawn once and kept, like Pulumi's auto-naming.
         old_name = olds.get("name")
         if isinstance(prefix, str) and isinstance(old_name, str) and is_pod_name_of(prefix, old_name):

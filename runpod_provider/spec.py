@@ -50,7 +50,8 @@ class PodSpec(BaseModel):
     # LOCAL: a new prefix gives a new `name` in check(), and that is what gets patched.
     name_prefix: Annotated[str, Change.LOCAL] = Field(
         min_length=1, max_length=120, pattern=r"^[a-z0-9][a-z0-9-]*$",
-        description="pod names are <name_prefix>-<6 random chars>, unique per resource",
+        description="pod names are <name_prefix>-<6 random chars>, unique per resource; the prefix ends with "
+                    "the stack state's name token",
     )
     name: Annotated[str, Change.PATCH] = Field(min_length=1, description="the pod's name on RunPod (set by check)")
     image: Annotated[str, Change.PATCH] = Field(min_length=1)

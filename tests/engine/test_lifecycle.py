@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from devkit.cli import CommandError
-from tests.engine.harness import deploy, dev_models
+from tests.engine.harness import deploy
 from tests.engine.reliability import leaked, record
 from tests.engine.test_faults import answers, assert_no_orphans, fired, one_model, pod_id_in_state
 
@@ -187,7 +187,8 @@ def test_catalog_stock_is_a_hint_not_a_veto(engine_emulator, tmp_path, monkeypat
     d = deploy(emu, tmp_path, monkeypatch, models=one_model())
     up = d.up()
     assert up.outputs["olmocr_gpu_type"].value == "NVIDIA L40S"
-    stock_reads = [r["query"] for r in emu.requests if r["path"] == "/v2/catalog/gpus" and "minCudaVersion" in r["query"]]
+    stock_reads = [r["query"] for r in emu.requests
+                   if r["path"] == "/v2/catalog/gpus" and "minCudaVersion" in r["query"]]
     assert stock_reads and {q["minCudaVersion"] for q in stock_reads} == {"12.8"}  # §7: what the create can get
     n = assert_no_orphans(d, emu)
     record(SECTION, "catalog says NONE for the L40S (lagging) while a create there succeeds",
@@ -248,6 +249,39 @@ def test_injected_ssh_key_survives_an_update_and_is_not_drift(engine_emulator, t
     n = assert_no_orphans(d, emu)
     record(SECTION, "startSsh: RunPod injects PUBLIC_KEY into the pod env; refresh, preview, then an update",
            "refresh and preview showed no change; the in-place update carried PUBLIC_KEY over (SSH kept)", n)
+
+
+# --- §4: two people, one RunPod account --------------------------------------------------------------
+def test_pods_of_a_same_named_stack_elsewhere_are_never_touched(engine_emulator, tmp_path, monkeypatch):
+    """A teammate's stack of the same name on another backend, and stack `<name>-eu` vs model
+    `eu-olmocr`: their pods look like ours by project, stack and model, but carry another token."""
+    from runpod_provider.client import RunPodClient
+
+    emu = engine_emulator
+    d = deploy(emu, tmp_path, monkeypatch, models=one_model())
+    stack = d.name
+    foreign_names = [f"runpod-deploy-{stack}-olmocr-k3v9x2q1-a1b2c3",  # same stack name elsewhere
+                     f"runpod-deploy-{stack}-olmocr-abc123",            # the old name form
+                     f"runpod-deploy-{stack}-eu-olmocr-z8y7x6w5-d4e5f6"]  # another (stack, model) pair
+    body = {"image": "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404", "cloud": "SECURE",
+            "gpu": {"id": "NVIDIA GeForce RTX 4090", "count": 1}, "dataCenterIds": ["EU-RO-1"]}
+    with RunPodClient(emu.api_key, emu.api_url) as c:
+        for name in foreign_names:
+            c._request("POST", "/pods", body={**body, "name": name}).close()
+    foreign = {p["id"] for p in emu.pods()}
+    d.up()
+    d.refresh()
+    mine = pod_id_in_state(d)
+    assert {p["id"] for p in emu.pods()} == foreign | {mine}
+    assert re.fullmatch(rf"runpod-deploy-{re.escape(stack)}-olmocr-[a-z0-9]{{8}}-[a-z0-9]{{6}}",
+                        next(p["name"] for p in emu.pods() if p["id"] == mine))
+    d.destroy()
+    assert {p["id"] for p in emu.pods()} == foreign
+    assert d.resources() == []
+    record(SECTION, "3 foreign pods named like this stack's (same project/stack/model names, another backend; "
+           "the old name form; stack `X` model `eu-olmocr`)",
+           "`up`, `refresh` and `destroy` left all three alone: the orphan sweep only matches this state's token",
+           0)
 
 
 # --- §5: slow first start is not a failure; a broken start fails fast --------------------------------
