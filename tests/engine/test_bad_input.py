@@ -63,7 +63,7 @@ CASES = [
     ("malformed model id", model_change(modelId="olmocr-7b"), {},
      ["runpod-deploy:models.olmocr.modelId", "should match pattern"]),
     ("missing RunPod key", {}, {"set_key": False},
-     ["runpod:apiKey is not set", "pulumi config set --secret runpod:apiKey"]),
+     ["runpod:apiKey: no RunPod API key", "pulumi config set --secret runpod:apiKey"]),
     ("RunPod key refused", {}, {"api_key": "rpa_not_a_key_the_api_knows"},
      ["runpod:apiKey: RunPod refused the key", "pulumi config set --secret runpod:apiKey"]),
     ("missing HF token for a gated model", model_change(needsHfToken=True), {},
