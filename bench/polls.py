@@ -114,7 +114,7 @@ def _time_scaled(res: PollResults) -> None:
             start = time.monotonic()
             waiter = ReadinessWaiter(
                 get_pod=lambda: client.get_pod(pod.id),
-                read_logs=lambda: client.pod_logs(pod.id, tail=50, deadline_s=0.5 / K),
+                read_logs=lambda last: client.pod_log_events(pod.id, tail=50, after=last, deadline_s=0.5 / K),
                 probes=[Probe(port=8000), Probe(port=3000)], timeout_s=1800,
                 say=lambda _line: None, clock=lambda: time.monotonic() * K, sleep=lambda s: time.sleep(s / K))
             waiter.wait()

@@ -130,7 +130,8 @@ def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:
             pod = client.create_pod(spec.create_request(spec.gpu_type_ids[0]))
             created.append(pod.id)
             waiter = ReadinessWaiter(get_pod=lambda: client.get_pod(pod.id),
-                                     read_logs=lambda: client.pod_logs(pod.id, tail=50, deadline_s=0.5),
+                                     read_logs=lambda last: client.pod_log_events(
+                                         pod.id, tail=50, after=last, deadline_s=0.5),
                                      probes=spec.readiness, timeout_s=600, say=lambda _line: None)
             waiter.wait()
             res.baseline.append(time.monotonic() - start)

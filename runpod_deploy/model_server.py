@@ -9,6 +9,7 @@ from runpod_provider import naming
 from runpod_provider.pod import Pod
 
 from . import pod_env
+from .name_token import NameToken
 from .schema import ModelConfig, StackConfig
 from .secret import GeneratedSecret
 
@@ -37,6 +38,7 @@ class ModelServer(pulumi.ComponentResource):
         api_key = GeneratedSecret(f"{name}-vllm-api-key", user_value("apiKey"), opts=child)
         admin_password = GeneratedSecret(f"{name}-webui-admin-password", user_value("webuiAdminPassword"), opts=child)
         webui_secret = GeneratedSecret(f"{name}-webui-secret-key", length=48, opts=child)
+        name_token = NameToken(f"{name}-pod-name-token", opts=child)
 
         env = pod_env.startup_env(name, model, cfg)
         secret_env = {
@@ -48,7 +50,8 @@ class ModelServer(pulumi.ComponentResource):
             secret_env["HF_TOKEN"] = pulumi.Output.secret(cfg.hf_token)
 
         pod = Pod(name, {
-            "name_prefix": naming.name_prefix(cfg.project, cfg.stack, name),
+            # The token keeps the orphan sweep off every pod this stack's state did not name.
+            "name_prefix": name_token.result.apply(lambda t: naming.name_prefix(cfg.project, cfg.stack, name, t)),
             "image": cfg.image,
             "gpu_type_ids": cfg.gpu_types_for(model),
             "gpu_count": model.gpu_count,
@@ -67,6 +70,7 @@ class ModelServer(pulumi.ComponentResource):
             "readiness": [{"port": VLLM_PORT, "path": "/health"}, {"port": WEBUI_PORT, "path": "/health"}],
             "ready_timeout_s": cfg.ready_timeout_seconds,
             "max_price_per_hour": cfg.max_price_for(model),
+            "ready_stall_s": cfg.ready_stall_seconds,
         }, opts=child)
 
         self.pod_id = pod.pod_id

@@ -144,8 +144,13 @@ class StackConfig(Strict):
                                    "ENTRYPOINT), so it must not rely on an ENTRYPOINT")
     container_disk_gb: StrictInt = Field(50, alias="containerDiskGb", ge=10, le=4096, description="container disk, GB")
     ready_timeout_seconds: StrictInt = Field(
-        1800, alias="readyTimeoutSeconds", gt=0, le=24 * 3600,
-        description="how long a create or start waits for vLLM and Open WebUI to answer before deleting the pod")
+        7200, alias="readyTimeoutSeconds", gt=0, le=24 * 3600,
+        description="the most a create or start waits for vLLM and Open WebUI to answer, however much "
+                    "progress the startup prints (a first start on the volume can take an hour)")
+    ready_stall_seconds: StrictInt = Field(
+        600, alias="readyStallSeconds", gt=0, le=24 * 3600,
+        description="a create or start fails after this long without a new startup log line or status; a "
+                    "`runpod-deploy error=` that ends setup fails it at once (a failed create deletes the pod)")
     min_cuda_version: str | None = Field("12.8", alias="minCudaVersion", pattern=r"^\d+\.\d+$",
                                          description="host CUDA floor sent with the create")
     vllm_version: str = Field(

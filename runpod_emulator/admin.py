@@ -9,7 +9,8 @@ the in-process `Emulator` methods of the same names, so a test or demo behaves t
     POST   /_emulator/service          {"podId"?, "ready"}
     POST   /_emulator/reset
     DELETE /_emulator/pods/{id}        out-of-band delete (as from the console)
-    POST   /_emulator/pods/{id}/stop   out-of-band stop
+    POST   /_emulator/pods/{id}/stop   out-of-band stop (body {"reason"?}: the line it logs)
+    POST   /_emulator/pods/{id}/start  out-of-band start (as from the console)
     GET    /_emulator/pods/{id}/container-env   the env the pod's container sees (injected identity included)
 
     admin = AdminClient("http://127.0.0.1:8765/_emulator")
@@ -45,7 +46,7 @@ def handle(emu, req: Request) -> Reply:
 
 
 def _route(emu, method: str, path: str, req: Request) -> Reply:
-    pod = re.fullmatch(r"/pods/([^/]+)(/stop)?", path)
+    pod = re.fullmatch(r"/pods/([^/]+)(/stop|/start)?", path)
     if (method, path) == ("GET", "/state"):
         return json_reply(200, emu.state())
     if (method, path) == ("POST", "/faults"):
@@ -53,8 +54,11 @@ def _route(emu, method: str, path: str, req: Request) -> Reply:
         for fault in body if isinstance(body, list) else [body]:
             emu.inject(**fault)
         return json_reply(200, {"faults": emu.faults.pending()})
+    if pod and method == "POST" and pod[2] == "/start":
+        return json_reply(200, emu.start_pod_out_of_band(pod[1]))
     if pod and method == "POST" and pod[2]:
-        return json_reply(200, emu.stop_pod_out_of_band(pod[1]))
+        reason = (req.json() or {}).get("reason", "Stopping container") if req.body else "Stopping container"
+        return json_reply(200, emu.stop_pod_out_of_band(pod[1], reason))
     container = re.fullmatch(r"/pods/([^/]+)/container-env", path)
     if container and method == "GET":
         return json_reply(200, emu.container_env(container[1]))
@@ -130,8 +134,11 @@ class AdminClient:
     def delete_pod_out_of_band(self, pod_id: str):
         self._call("DELETE", f"/pods/{quote(pod_id)}")
 
-    def stop_pod_out_of_band(self, pod_id: str) -> dict:
-        return self._call("POST", f"/pods/{quote(pod_id)}/stop")
+    def stop_pod_out_of_band(self, pod_id: str, reason: str = "Stopping container") -> dict:
+        return self._call("POST", f"/pods/{quote(pod_id)}/stop", {"reason": reason})
+
+    def start_pod_out_of_band(self, pod_id: str) -> dict:
+        return self._call("POST", f"/pods/{quote(pod_id)}/start")
 
     def container_env(self, pod_id: str) -> dict:
         return self._call("GET", f"/pods/{quote(pod_id)}/container-env")

@@ -173,28 +173,39 @@ class Api:
             errors.append("include: value must be one of 'AVAILABILITY'")
         if product not in ("POD", "CLUSTER", "SERVERLESS"):
             errors.append("product: value must be one of 'POD', 'CLUSTER', 'SERVERLESS'")
-        count, cloud = q.get("count", "1"), q.get("cloud", "SECURE")
+        count, cloud, min_cuda = q.get("count", "1"), q.get("cloud", "SECURE"), q.get("minCudaVersion")
         if not count.isdigit() or int(count) < 1:
             errors.append("count: minimum 1")
         if cloud not in ("SECURE", "COMMUNITY"):
             errors.append("cloud: value must be one of 'SECURE', 'COMMUNITY'")
+        if min_cuda is not None and not re.fullmatch(r"\d+\.\d+", min_cuda):
+            errors.append("minCudaVersion: must match '^\\d+\\.\\d+$'")
         if errors:
             raise validation_error(errors)
-        return json_reply(200, {"gpus": [self._gpu_stock(spec, int(count), cloud) for spec in catalog.GPUS]})
+        gpus = [self._gpu_stock(spec, int(count), cloud, min_cuda) for spec in catalog.GPUS]
+        return json_reply(200, {"gpus": gpus})
 
-    def _gpu_stock(self, spec: catalog.GpuSpec, count: int, cloud: str) -> dict:
+    def _gpu_stock(self, spec: catalog.GpuSpec, count: int, cloud: str, min_cuda: Optional[str] = None) -> dict:
         """The GPU type with its stock per data center for `count` GPUs in `cloud`; data centers
         without stock are left out, and `dataCenters` too when there are none."""
         body, dcs = spec.as_api(), []
         if count <= spec.max_count and (cloud == "SECURE" or spec.community):
             for dc in catalog.DATA_CENTERS:
-                level = self.world.stock_level(dc.id, spec.id)
+                level = self.world.catalog_level(dc.id, spec.id)
+                # `minCudaVersion` (MinCudaVersionFilter): stock only on hosts with that CUDA or newer.
+                if min_cuda and not any(_cuda_key(v) >= _cuda_key(min_cuda) for v in dc.cuda_versions):
+                    level = "NONE"
                 if level != "NONE":
                     dcs.append({"id": dc.id, "name": dc.name, "availability": level})
         body["availability"] = max((d["availability"] for d in dcs), key=_LEVEL_RANK.get, default="NONE")
         if dcs:
             body["dataCenters"] = dcs
         return body
+
+
+def _cuda_key(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
 
 
 def _encode_cursor(seq: int) -> str:

@@ -46,8 +46,8 @@ RATELIMIT_POLICY = ", ".join(f'"{name}";q={quota};w={secs}' for name, secs, quot
 class Emulator:
     def __init__(self, api_keys=("emulator-key",), provision_delay: float = 1.0, start_delay: float = 1.0,
                  runtime_delay: float = 1.0, ready_delay: float = 2.0, log_interval: float = 0.25,
-                 paginate: Optional[int] = None, host: str = "127.0.0.1", port: int = 0,
-                 check_user_agent: bool = True, verbose: bool = False):
+                 reset_lag: float = 1.0, paginate: Optional[int] = None, host: str = "127.0.0.1",
+                 port: int = 0, check_user_agent: bool = True, verbose: bool = False):
         self.api_keys = (api_keys,) if isinstance(api_keys, str) else tuple(api_keys)
         if not self.api_keys:
             raise ValueError("at least one API key is needed")
@@ -55,7 +55,8 @@ class Emulator:
         self.check_user_agent = check_user_agent  # 403 "Cloudflare 1010" for urllib's default UA
         self.verbose = verbose
         self.world = World(provision_delay=provision_delay, start_delay=start_delay,
-                           runtime_delay=runtime_delay, ready_delay=ready_delay, log_interval=log_interval)
+                           runtime_delay=runtime_delay, ready_delay=ready_delay, log_interval=log_interval,
+                           reset_lag=reset_lag)
         self.faults = FaultBook()
         self.recorder = Recorder()
         self.stop_event = threading.Event()  # ends log streams and pending delay faults
@@ -135,7 +136,7 @@ class Emulator:
         fault = self.faults.take(REQUEST_KINDS, req.method, req.path)
         if fault and fault.kind == "drop":
             return None
-        if fault and fault.kind == "status":
+        if fault and fault.kind in ("status", "rate_window"):
             return self._rate_limited(fault.reply()) if is_api else fault.reply()
         if fault and fault.kind == "delay":
             self.stop_event.wait(fault.seconds)
@@ -193,13 +194,26 @@ class Emulator:
         services never become ready (502). pod_id None also clears per-pod settings."""
         self._by_pod_id(self.world.set_service, pod_id, ready)
 
+    def deny_pool(self, gpu_id: str, denied: bool = True):
+        """Creates of this GPU type answer 403 "cannot access the requested pool" (createPod)."""
+        (self.world.denied_pools.add if denied else self.world.denied_pools.discard)(gpu_id)
+
+    def set_catalog_stock(self, data_center: str, gpu_id: str, level: Optional[str]):
+        """The catalog shows `level` whatever the real stock (catalog lag); None ends it."""
+        self.world.set_catalog_stock(data_center, gpu_id, level)
+
+    def start_pod_out_of_band(self, pod_id: str) -> dict:
+        """Start as someone using the console would; returns the pod."""
+        return self._by_pod_id(self.world.start_out_of_band, pod_id)
+
     def delete_pod_out_of_band(self, pod_id: str):
         """Delete as someone using the console would: the program learns it by looking."""
         self._by_pod_id(self.world.delete_pod, pod_id)
 
-    def stop_pod_out_of_band(self, pod_id: str) -> dict:
-        """Stop as someone using the console would; returns the pod."""
-        return self._by_pod_id(self.world.stop_out_of_band, pod_id)
+    def stop_pod_out_of_band(self, pod_id: str, reason: str = "Stopping container") -> dict:
+        """Stop as someone using the console would, or as the pod does itself (idle stop, a crash:
+        `reason` is logged); returns the pod."""
+        return self._by_pod_id(self.world.stop_out_of_band, pod_id, reason)
 
     def container_env(self, pod_id: str) -> dict:
         """The env the pod's container sees: its env plus what RunPod injects (RUNPOD_POD_ID, the

@@ -14,17 +14,23 @@ Kinds:
   no_gpu_on_start the next matching `start` action fails with `status` (default 400) and the
                   "not enough free GPUs on the host machine" detail; the pod stays EXITED
   list_lag        the next matching created pod stays out of GET /v2/pods for `seconds`
+  rate_window     for `seconds` from the first matching call, every matching call answers 429 with Retry-After =
+                  the seconds left and `RateLimit: "hour";r=0;t=<left>`: a long (hour/day) window
+                  (spec RateLimitHeader, TooManyRequestsError); then it disappears
+`errors` adds the problem's `errors` list (e.g. a 422's `$`-paths).
 """
 from __future__ import annotations
 
+import math
 import re
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from .messages import Reply, problem
 
-REQUEST_KINDS = ("status", "after_effect", "delay", "drop")  # applied by `Emulator.handle`
+REQUEST_KINDS = ("status", "after_effect", "delay", "drop", "rate_window")  # applied by `Emulator.handle`
 DOMAIN_KINDS = ("no_gpu_on_start", "list_lag")  # consumed by the API routes
 KINDS = REQUEST_KINDS + DOMAIN_KINDS
 
@@ -42,6 +48,9 @@ class Fault:
     seconds: float = 0.0
     detail: Optional[str] = None
     drop: bool = False
+    errors: Optional[list] = None
+    until: float = 0.0  # rate_window: when it ends (time.time()); set when it first fires
+    fired: bool = False
     id: int = field(default=0)
 
     def __post_init__(self):
@@ -49,7 +58,9 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         if self.kind == "status" and not self.status:
             raise ValueError("a 'status' fault needs status=<code>")
-        if self.kind in ("delay", "list_lag") and not self.seconds:
+        if self.kind == "rate_window":
+            self.status, self.count = 429, None
+        if self.kind in ("delay", "list_lag", "rate_window") and not self.seconds:
             raise ValueError(f"a {self.kind!r} fault needs seconds=<float>")
         if self.count is not None and self.count < 1:
             raise ValueError("count must be >= 1 (or None for a permanent fault)")
@@ -76,10 +87,14 @@ class Fault:
 
     def reply(self) -> Reply:
         """The answer of a `status` or `after_effect` fault (429: the spec's TooManyRequestsError)."""
+        if self.kind == "rate_window":
+            left = max(1, math.ceil(self.until - time.time()))
+            return problem(429, self.detail or "rate limit exceeded for the hour window",
+                           headers={"Retry-After": str(left), "RateLimit": f'"hour";r=0;t={left}'})
         headers = {"Retry-After": str(self.retry_after)} if self.status == 429 else {}
         detail = self.detail or ("rate limit exceeded for the minute window" if self.status == 429
                                  else "emulated failure")
-        return problem(self.status, detail, headers=headers)
+        return problem(self.status, detail, errors=self.errors, headers=headers)
 
 
 class FaultBook:
@@ -102,8 +117,13 @@ class FaultBook:
     def take(self, kinds, method: str, path: str) -> Optional[Fault]:
         """Fire the first pending fault of one of `kinds` matching the request, or return None."""
         with self._lock:
+            now = time.time()
+            self._faults = [f for f in self._faults if f.kind != "rate_window" or not f.until or f.until > now]
             for fault in self._faults:
                 if fault.kind in kinds and fault.matches(method, path):
+                    fault.fired = True
+                    if fault.kind == "rate_window" and not fault.until:
+                        fault.until = now + fault.seconds
                     if fault.count is not None:
                         fault.count -= 1
                         if fault.count == 0:
@@ -112,8 +132,9 @@ class FaultBook:
         return None
 
     def pending(self) -> list[dict]:
+        """Faults not yet fired; a rate window counts as fired once it has answered a call."""
         with self._lock:
-            return [f.as_dict() for f in self._faults]
+            return [f.as_dict() for f in self._faults if not (f.kind == "rate_window" and f.fired)]
 
     def clear(self):
         with self._lock:

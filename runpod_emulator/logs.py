@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 PHASES = ("prepare", "install-vllm", "install-webui", "download-model", "start-vllm", "start-webui")
 READY_LINE = "runpod-deploy phase=ready"
+FAILED_LINE = "runpod-deploy phase=failed"
 CRASH_LINE = "vllm exited with code 1, restarting in 5s"
 MAX_LINES = 5000  # the API's tail maximum; older lines are dropped
 
@@ -63,14 +64,44 @@ class PodLog:
         self._scheduled: list[tuple[float, str, str]] = []  # (due, source, line), sorted by due
         self._tail_at: float | None = None  # when the ready/crash line is next due
 
-    def begin_boot(self, image: str, at: float, container_at: float, ready_at: float, pull: bool):
-        """Schedule a boot's lines. `container_at`: the container starts (end of PROVISIONING)."""
-        script = [(at, "system", f"Pulling image {image}")] if pull else []
+    def begin_boot(self, image: str, at: float, container_at: float, ready_at: float, pull: bool,
+                   restart: bool = False, startup: dict | None = None):
+        """Schedule a boot's lines. `container_at`: the container starts (end of PROVISIONING).
+        `restart`: the old container stops at `at` first. `startup`: World.startup's mode."""
+        startup = startup or {}
+        mode = startup.get("mode", "normal")
+        script = [(at, "system", "Stopping container")] if restart else []
+        if pull:
+            script.append((at, "system", f"Pulling image {image}"))
         script.append((container_at, "system", "Starting container"))
-        for i, phase in enumerate(PHASES, start=1):
-            script.append((container_at + i * self.interval, "container", f"runpod-deploy phase={phase}"))
+        t = container_at
+        for phase in PHASES:
+            t += self.interval
+            script.append((t, "container", f"runpod-deploy phase={phase}"))
+            if mode == "error" and phase == startup.get("phase", "install-vllm"):
+                # The template's `die`: the error, then phase=failed; the pod idles under /start.sh.
+                script.append((t + self.interval, "container", f"runpod-deploy error={startup.get('text', 'failed')}"))
+                script.append((t + self.interval, "container", FAILED_LINE))
+                self._scheduled, self._tail_at = script, None
+                return
+            if mode == "hang" and phase == startup.get("phase", "download-model"):
+                self._scheduled, self._tail_at = script, None  # silent from here on
+                return
+            if mode == "slow" and phase == "download-model":
+                # A slow volume: one progress line per step for `seconds` (like the template's
+                # download progress every DOWNLOAD_PROGRESS_S).
+                seconds = float(startup.get("seconds", 0))
+                step = max(self.interval, min(0.5, seconds / 4 or 0.5))
+                n = max(1, int(seconds / step))
+                for k in range(1, n + 1):
+                    script.append((t + k * step, "container", f"runpod-deploy: download {k * 100 // n}%"))
+                t += seconds
         self._scheduled = script
-        self._tail_at = max(ready_at, container_at + (len(PHASES) + 1) * self.interval)
+        self._tail_at = max(ready_at, t + self.interval)
+
+    def note(self, at: float, line: str):
+        """A container line printed now (e.g. the idle stop's own line before it stops the pod)."""
+        self._append(at, "container", line)
 
     def end_boot(self, at: float, reason: str = "Stopping container"):
         """The container stops at `at`; the caller has advanced the log to `at` first, so what

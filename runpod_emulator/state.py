@@ -11,6 +11,13 @@ ready without any background thread:
 
 Stopping ends the boot (EXITED). `start`, `restart` and a PATCH that changes the container begin a
 new boot. Every method takes the lock, so the world is safe to share between handler threads.
+
+v2 `status` is what the pod does now, not what was asked, and a reset is asynchronous
+(runpod-plugins-official `runpod-migrate/reference/breaking-changes.md` Class 2 §7; `runpod-usage`
+pod.yaml `pod.edits-apply-on-restart`). So a `start` or a container PATCH begins its new boot only
+`reset_lag` seconds later: until then a started pod still reads EXITED, and a PATCHed pod still runs
+its *old* container (RUNNING, old `startedAt`, old env answering through the proxy), or reads EXITED
+with `patch_lag_status="EXITED"`.
 """
 from __future__ import annotations
 
@@ -30,6 +37,18 @@ from .messages import ApiError, not_found
 # The 400 detail seen live when no machine fits the request (runpod_emulator/README.md).
 CAPACITY_DETAIL = ("There are no longer any instances available with the requested specifications. "
                    "Please refresh and try again.")
+# Live wording varies; these were reported (runpod/runpod-python#21, dstackai/dstack#1740,
+# runpod/runpod-python#297). Placement failures cycle through them, so no client can rely on one.
+CAPACITY_DETAILS = (
+    CAPACITY_DETAIL,
+    "There are no longer any instances available with the request specifications. Please try again later.",
+    "There are no longer any instances available with enough disk space.",
+)
+# createPod's 403 row: "Your account cannot access the requested pool. Skip this candidate."
+POOL_DETAIL = "Your account cannot access the requested pool."
+# What `startSsh` injects when the account has an SSH key (CreatePodRequest.startSsh; the key
+# registered with PUT /v2/account/ssh-keys).
+DEFAULT_SSH_KEYS = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEmulatorTeamKeyForTestsOnly team@fuzzion",)
 
 # Allowed actions per status, as the spec's podAction description lists them (its createPod
 # example shows other ones for PROVISIONING; the description wins).
@@ -57,8 +76,8 @@ def _random_id(length: int) -> str:
     return "".join(random.choice(_ID_CHARS) for _ in range(length))
 
 
-def capacity_error() -> ApiError:
-    return ApiError(400, CAPACITY_DETAIL)
+def capacity_error(detail: str = CAPACITY_DETAIL) -> ApiError:
+    return ApiError(400, detail)
 
 
 @dataclass
@@ -71,6 +90,7 @@ class Boot:
     ready_delay: float
     public_ip: str
     public_ports: dict = field(default_factory=dict)  # private -> public port, drawn once per boot
+    never_ready: bool = False  # the startup failed or hangs: services never come up
 
     @property
     def running_at(self) -> float:
@@ -108,6 +128,9 @@ class Pod:
     listed_at: float  # hidden from GET /v2/pods before this (listing-lag fault)
     log: PodLog
     boot: Optional[Boot] = None  # None = EXITED
+    # During a PATCH's reset lag: the old container, still running, and the env it runs with.
+    old_boot: Optional[Boot] = None
+    old_env: Optional[dict] = None
     last_started_at: Optional[float] = None
     service_ready: Optional[bool] = None  # per-pod override of World.service_default
     internal_ip: str = field(default_factory=lambda: f"100.65.{random.randint(0, 255)}.{random.randint(1, 254)}")
@@ -117,10 +140,12 @@ class Pod:
 
 class World:
     def __init__(self, provision_delay=1.0, start_delay=1.0, runtime_delay=1.0, ready_delay=2.0,
-                 log_interval=0.25, clock: Callable[[], float] = time.time):
+                 log_interval=0.25, reset_lag=1.0, clock: Callable[[], float] = time.time):
         self.delays = dict(provision=provision_delay, start=start_delay, runtime=runtime_delay,
                            ready=ready_delay)
         self.log_interval = log_interval
+        self.reset_lag = reset_lag  # seconds before a start or a container PATCH takes effect
+        self.patch_lag_status = "RUNNING"  # what a PATCHed pod shows meanwhile: "RUNNING" (old) or "EXITED"
         self.clock = clock
         self.lock = threading.RLock()
         self.reset()
@@ -132,26 +157,51 @@ class World:
             self.stock = catalog.default_stock()
             self.service_default = True
             self._seq = 0
+            self.capacity_details = list(CAPACITY_DETAILS)
+            self._capacity_turn = 0
+            self.denied_pools: set[str] = set()  # GPU type ids whose create answers the pool 403
+            self.catalog_stock: dict = {}  # (dc, gpu) -> level the catalog shows instead (catalog lag)
+            self.ssh_keys = list(DEFAULT_SSH_KEYS)
+            # What the startup prints on the next boots: {"mode": "normal"} | {"mode": "slow",
+            # "seconds": s} (progress lines for s more seconds) | {"mode": "error", "text": t,
+            # "phase": p} (error + phase=failed after p, then idles) | {"mode": "hang", "phase": p}.
+            self.startup: dict = {"mode": "normal"}
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
-    def _new_boot(self, pod: Pod, now: float, provision: float):
+    def _new_boot(self, pod: Pod, now: float, provision: float, lag: float = 0.0,
+                  old: Optional[Boot] = None, old_env: Optional[dict] = None):
+        """Begin a boot `lag` seconds from now; `old` keeps running until then (a PATCH's reset)."""
         pod.last_started_at = self._started_at(pod, now)
-        pod.boot = Boot(now, provision, self.delays["start"], self.delays["runtime"], self.delays["ready"],
-                        f"213.173.{random.randint(96, 111)}.{random.randint(1, 254)}")
-        pod.log.begin_boot(pod.image, now, now + provision, pod.boot.ready_at, pull=provision > 0)
+        at = now + lag
+        startup = dict(self.startup)
+        extra = float(startup.get("seconds", 0)) if startup.get("mode") == "slow" else 0.0
+        pod.boot = Boot(at, provision, self.delays["start"], self.delays["runtime"], self.delays["ready"] + extra,
+                        f"213.173.{random.randint(96, 111)}.{random.randint(1, 254)}",
+                        never_ready=startup.get("mode") in ("error", "hang"))
+        pod.old_boot, pod.old_env = old, old_env
+        pod.log.begin_boot(pod.image, at, at + provision, pod.boot.ready_at, pull=provision > 0,
+                           restart=old is not None, startup=startup)
 
-    def _end_boot(self, pod: Pod, now: float):
+    def _end_boot(self, pod: Pod, now: float, reason: str = "Stopping container"):
         if pod.boot is None:
             return
         self._advance_log(pod, now)
         pod.last_started_at = self._started_at(pod, now)
-        pod.log.end_boot(now)
-        pod.boot = None
+        pod.log.end_boot(now, reason)
+        pod.boot = pod.old_boot = pod.old_env = None
 
     @staticmethod
-    def _status(pod: Pod, now: float) -> str:
-        boot = pod.boot
+    def _live_boot(pod: Pod, now: float) -> Optional[Boot]:
+        """The boot the pod shows now. Before a new boot begins (reset lag) that is the old
+        container of a PATCH, or none (EXITED) after a start."""
+        if pod.boot is not None and now < pod.boot.at:
+            return pod.old_boot
+        return pod.boot
+
+    @classmethod
+    def _status(cls, pod: Pod, now: float) -> str:
+        boot = cls._live_boot(pod, now)
         if boot is None:
             return "EXITED"
         if now < boot.at + boot.provision:
@@ -160,17 +210,20 @@ class World:
             return "STARTING"
         return "RUNNING"
 
-    @staticmethod
-    def _started_at(pod: Pod, now: float) -> Optional[float]:
-        if pod.boot is not None and now >= pod.boot.running_at:
-            return pod.boot.running_at
+    @classmethod
+    def _started_at(cls, pod: Pod, now: float) -> Optional[float]:
+        boot = cls._live_boot(pod, now)
+        if boot is not None and now >= boot.running_at:
+            return boot.running_at
         return pod.last_started_at
 
     def _service_ready_flag(self, pod: Pod) -> bool:
         return self.service_default if pod.service_ready is None else pod.service_ready
 
     def _services_up(self, pod: Pod, now: float) -> bool:
-        return pod.boot is not None and now >= pod.boot.ready_at and self._service_ready_flag(pod)
+        boot = self._live_boot(pod, now)
+        return (boot is not None and not boot.never_ready and now >= boot.ready_at
+                and self._service_ready_flag(pod))
 
     def _advance_log(self, pod: Pod, now: float):
         pod.log.advance(now, self._service_ready_flag(pod))
@@ -182,10 +235,11 @@ class World:
         started = self._started_at(pod, now)
         runtime = None
         ssh_direct = None
-        if status == "RUNNING" and now >= pod.boot.runtime_at:
+        boot = self._live_boot(pod, now)
+        if status == "RUNNING" and now >= boot.runtime_at:
             runtime = self._runtime(pod, now)
             if "22/tcp" in pod.ports:
-                ip, port = pod.boot.public_ip, runtime["ports"][pod.ports.index("22/tcp")]["public"]
+                ip, port = boot.public_ip, runtime["ports"][pod.ports.index("22/tcp")]["public"]
                 ssh_direct = {"host": ip, "port": port, "username": "root",
                               "command": f"ssh root@{ip} -p {port} -i ~/.ssh/id_ed25519"}
         proxy_user = f"{pod.id}-64411eb2"
@@ -223,7 +277,7 @@ class World:
         return body
 
     def _runtime(self, pod: Pod, now: float) -> dict:
-        boot, up = pod.boot, self._services_up(pod, now)
+        boot, up = self._live_boot(pod, now), self._services_up(pod, now)
         ports = []
         for spec in [*pod.ports, f"{INTERNAL_HTTP_PORT}/http"]:
             private, kind = int(spec.split("/")[0]), spec.split("/")[1]
@@ -286,12 +340,17 @@ class World:
             candidates = self._candidate_dcs(body, mounts)
             cloud = body.get("cloud", "SECURE")
             dc, cuda, gpu, cost = self._place_gpu(body["gpu"], cloud, candidates)
+            env = dict(body.get("env", {}))
+            if body.get("startSsh") and self.ssh_keys and "PUBLIC_KEY" not in env:
+                # startSsh injects the account's keys as PUBLIC_KEY (CreatePodRequest.startSsh), and
+                # GET echoes them in `env` (unconfirmed: the worst case for a client's diff).
+                env["PUBLIC_KEY"] = "\n".join(self.ssh_keys)
             lag = list_lag()
             self._seq += 1
             pod = Pod(
                 id=self._unused_id(), seq=self._seq, name=body["name"], image=body["image"],
                 args=body.get("args", ""), disk=body.get("disk", 20), ports=list(body.get("ports", [])),
-                env=dict(body.get("env", {})), registry=body.get("registry"), cloud=cloud,
+                env=env, registry=body.get("registry"), cloud=cloud,
                 data_center=dc, cuda_version=cuda, gpu=gpu, mounts=mounts,
                 locked=False, global_networking=bool(body.get("globalNetworking", False)),
                 cost=cost, created_at=now, listed_at=now + lag, log=PodLog(self.log_interval),
@@ -330,18 +389,20 @@ class World:
         spec = catalog.GPUS_BY_ID.get(cfg["id"])
         if spec is None:
             raise ApiError(400, f"gpu.id '{cfg['id']}' is not a known GPU type id; see GET /v2/catalog/gpus")
+        if spec.id in self.denied_pools:
+            raise ApiError(403, POOL_DETAIL)
         allowed, min_cuda = cfg.get("allowedCudaVersions") or [], cfg.get("minCudaVersion")
         if allowed and min_cuda:
             raise ApiError(400, "gpu.allowedCudaVersions and gpu.minCudaVersion cannot both be set")
         # Live quirk (seen by a client, see runpod_emulator/README.md): without an explicit
         # gpu.count every create failed for capacity.
         if "count" not in cfg:
-            raise capacity_error()
+            raise self._capacity_error()
         count = int(cfg["count"])
         if (count > spec.max_count or (cloud == "COMMUNITY" and not spec.community)
                 or cfg.get("minRamPerGpu", 0) > spec.ram_per_gpu
                 or cfg.get("minVcpuCountPerGpu", 0) > spec.vcpu_per_gpu):
-            raise capacity_error()
+            raise self._capacity_error()
         for dc_id in candidates:
             dc = catalog.DATA_CENTERS_BY_ID[dc_id]
             if self.stock.get((dc_id, spec.id), "NONE") == "NONE":
@@ -352,7 +413,13 @@ class World:
             gpu = {"id": spec.id, "count": count, "vcpuCount": spec.vcpu_per_gpu * count,
                    "memory": spec.ram_per_gpu * count}
             return dc_id, cuda, gpu, round(spec.price(cloud) * count, 4)
-        raise capacity_error()
+        raise self._capacity_error()
+
+    def _capacity_error(self) -> ApiError:
+        """The capacity 400, in the next of the live wordings (CAPACITY_DETAILS)."""
+        detail = self.capacity_details[self._capacity_turn % len(self.capacity_details)]
+        self._capacity_turn += 1
+        return capacity_error(detail)
 
     def update_pod(self, pod_id: str, body: dict) -> dict:
         """Apply a schema-valid UpdatePodRequest. `env` replaces the whole map (updatePod)."""
@@ -370,6 +437,7 @@ class World:
                     raise ApiError(400, "mounts.network[].volumeId is immutable after create")
             current = {"image": pod.image, "args": pod.args, "env": pod.env, "ports": pod.ports, "disk": pod.disk}
             restart = any(k in body and body[k] != current[k] for k in RESTART_FIELDS)
+            status_before, env_before = self._status(pod, now), dict(pod.env)
             self._advance_log(pod, now)
             for key, attr in (("name", "name"), ("image", "image"), ("args", "args"), ("disk", "disk"),
                               ("registry", "registry"), ("locked", "locked"),
@@ -384,9 +452,14 @@ class World:
                 pod.mounts = {k: v for k, v in _copy_mounts(body["mounts"]).items() if v}
             # A container change restarts a started container; a PROVISIONING pod picks it up when it
             # boots, and an EXITED one when it is next started.
-            if restart and self._status(pod, now) in ("STARTING", "RUNNING"):
-                self._end_boot(pod, now)
-                self._new_boot(pod, now, provision=0.0)
+            if restart and status_before in ("STARTING", "RUNNING"):
+                if status_before == "RUNNING" and self.reset_lag > 0 and self.patch_lag_status == "RUNNING":
+                    # The old container runs on (and answers) until the reset takes effect.
+                    self._new_boot(pod, now, 0.0, lag=self.reset_lag, old=self._live_boot(pod, now),
+                                   old_env=env_before)
+                else:
+                    self._end_boot(pod, now)
+                    self._new_boot(pod, now, 0.0, lag=self.reset_lag)
             return self._render(pod, now)
 
     def pod_action(self, pod_id: str, action: str, start_fault: Callable[[], object] = lambda: None) -> Optional[dict]:
@@ -409,7 +482,7 @@ class World:
                 fault = start_fault()
                 if fault is not None:
                     raise ApiError(fault.status, fault.detail or NO_GPU_DETAIL)
-                self._new_boot(pod, now, provision=0.0)
+                self._new_boot(pod, now, provision=0.0, lag=self.reset_lag)
             elif action == "restart":
                 self._end_boot(pod, now)
                 self._new_boot(pod, now, provision=0.0)
@@ -445,10 +518,23 @@ class World:
 
     # ----- out-of-band (as if someone used the console) -------------------------------------
 
-    def stop_out_of_band(self, pod_id: str) -> dict:
+    def stop_out_of_band(self, pod_id: str, reason: str = "Stopping container") -> dict:
+        """Stopped by the console, or by the pod itself (idle stop, a crash): `reason` is logged."""
         with self.lock:
             pod, now = self._pod(pod_id), self.clock()
+            if reason != "Stopping container":
+                self._advance_log(pod, now)
+                pod.log.note(now, reason)
             self._end_boot(pod, now)
+            return self._render(pod, now)
+
+    def start_out_of_band(self, pod_id: str) -> dict:
+        """Started in the console: a new boot at once."""
+        with self.lock:
+            pod, now = self._pod(pod_id), self.clock()
+            if self._status(pod, now) not in ("EXITED", "ERROR"):
+                raise ApiError(409, f"cannot start a pod in status {self._status(pod, now)}")
+            self._new_boot(pod, now, provision=0.0)
             return self._render(pod, now)
 
     # ----- services behind the proxy, and logs --------------------------------------------------
@@ -472,7 +558,9 @@ class World:
             if f"{port}/http" not in pod.ports:
                 return "no_port", {}
             now = self.clock()
-            return ("ready" if self._services_up(pod, now) else "down"), dict(pod.env)
+            old = pod.boot is not None and now < pod.boot.at and pod.old_boot is not None
+            env = pod.old_env if old else pod.env  # the old container runs with the old env
+            return ("ready" if self._services_up(pod, now) else "down"), dict(env)
 
     def log_lines(self, pod_id: str, after_seq: int = 0, source: Optional[str] = None):
         """(lines after `after_seq`, whether the pod still exists); for a stream already open."""
@@ -514,6 +602,19 @@ class World:
     def stock_level(self, data_center: str, gpu_id: str) -> str:
         with self.lock:
             return self.stock.get((data_center, gpu_id), "NONE")
+
+    def catalog_level(self, data_center: str, gpu_id: str) -> str:
+        """What the catalog shows: the stock, unless a catalog-lag override says otherwise (the
+        spec: "a create can still fail for capacity on a GPU the catalog just reported")."""
+        with self.lock:
+            return self.catalog_stock.get((data_center, gpu_id)) or self.stock_level(data_center, gpu_id)
+
+    def set_catalog_stock(self, data_center: str, gpu_id: str, level: Optional[str]):
+        with self.lock:
+            if level is None:
+                self.catalog_stock.pop((data_center, gpu_id), None)
+            else:
+                self.catalog_stock[(data_center, gpu_id)] = level
 
     # ----- network volumes --------------------------------------------------------------------
 

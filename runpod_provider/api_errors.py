@@ -66,6 +66,11 @@ class AuthError(RunPodError):
     """401/403: bad key, key without access, or Cloudflare refusing the client."""
 
 
+class ForbiddenError(AuthError):
+    """403 from the API itself (not Cloudflare): the key lacks access. On a create, "Your account
+    cannot access the requested pool": createPod says skip that candidate and keep going."""
+
+
 class NotFoundError(RunPodError):
     """404: unknown id, or one the key cannot see."""
 
@@ -105,13 +110,16 @@ def error_from_response(
 ) -> RunPodError:
     """Map one HTTP error response to the matching exception (returned, not raised)."""
     title, detail, errors = _parse_problem(body, content_type)
-    if status == 403 and _is_cloudflare_page(body, content_type):
+    cloudflare = status == 403 and _is_cloudflare_page(body, content_type)
+    if cloudflare:
         # Quirk: Cloudflare 403/1010 when the User-Agent is missing or a library default.
         detail = (
             "Cloudflare refused the request (likely error 1010); "
             "send an explicit User-Agent such as runpod-deploy/<version>"
         )
     kwargs = dict(method=method, path=path, status=status, title=title, detail=detail, errors=errors)
+    if status == 403 and not cloudflare:
+        return ForbiddenError(**kwargs)
     if status == 400:
         capacity = any(marker in (detail or "") for marker in _CAPACITY_MARKERS)
         return (CapacityError if capacity else BadRequestError)(**kwargs)

@@ -139,6 +139,19 @@ class _BearerAuth(requests.auth.AuthBase):
         return "_BearerAuth(***)"
 
 
+class _Retry(Retry):
+    """urllib3's Retry, except that a 429 asking for longer than `retry_after_max` is not retried:
+    urllib3 would clamp the wait and ask again into the same hour/day window (spec RateLimitHeader).
+    The 429 goes back to the caller, who decides (reads give up; a cleanup DELETE waits it out)."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if response is not None and response.status == 429:
+            header = response.headers.get("Retry-After")
+            if header and header.strip().isdigit() and int(header) > self.retry_after_max:
+                raise urllib3.exceptions.MaxRetryError(_pool, url, urllib3.exceptions.ResponseError("long Retry-After"))
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 class RunPodClient:
     """RunPod REST v2. One client per thread; `close()` it, or use it as a context manager."""
 
@@ -151,6 +164,7 @@ class RunPodClient:
         retry_total: int = 5,
         backoff_factor: float = 0.5,
         adopt_wait_s: float = 5.0,
+        max_retry_after_s: float | None = None,
     ) -> None:
         api_key = check_api_key(api_key or "", "the api_key argument")
         if not api_key:
@@ -161,6 +175,9 @@ class RunPodClient:
         self.retry_total = retry_total
         self.backoff_factor = backoff_factor
         self.adopt_wait_s = adopt_wait_s
+        # RUNPOD_DEPLOY_MAX_RETRY_AFTER_S shortens the cap for tests of long rate-limit windows.
+        self.max_retry_after_s = float(max_retry_after_s if max_retry_after_s is not None
+                                       else os.environ.get("RUNPOD_DEPLOY_MAX_RETRY_AFTER_S", MAX_RETRY_AFTER_S))
 
         self._session = requests.Session()
         self._session.auth = _BearerAuth(api_key)
@@ -170,14 +187,14 @@ class RunPodClient:
                 "Content-Type": "application/json",
             }
         )
-        retry = Retry(
+        retry = _Retry(
             total=retry_total,
             allowed_methods=IDEMPOTENT_METHODS,  # never POST: a create may take effect and fail
             status_forcelist=RETRY_STATUSES,
             backoff_factor=backoff_factor,
             backoff_max=BACKOFF_MAX_S,
             respect_retry_after_header=True,
-            retry_after_max=MAX_RETRY_AFTER_S,
+            retry_after_max=int(self.max_retry_after_s),
             raise_on_status=False,  # hand back the last response so it becomes a typed error
         )
         adapter = HTTPAdapter(max_retries=retry)
@@ -263,7 +280,14 @@ class RunPodClient:
         return self._action(pod_id, "stop")
 
     def pod_logs(self, pod_id: str, *, tail: int = 50, deadline_s: float = 3.0) -> list[str]:
-        """The pod's recent log lines (container and system), read for at most `deadline_s`.
+        """The pod's recent log lines (container and system), read for at most `deadline_s`."""
+        return [line for _, line in self.pod_log_events(pod_id, tail=tail, deadline_s=deadline_s)]
+
+    def pod_log_events(self, pod_id: str, *, tail: int = 50, after: str | None = None,
+                       deadline_s: float = 3.0) -> list[tuple[str | None, str]]:
+        """(event id, line) of the pod's log, read for at most `deadline_s`: the last `tail` lines,
+        or, with `after` (an event id), only the lines after it (getPodLogs: `Last-Event-ID` wins
+        over `tail`).
 
         Quirk: the endpoint is a Server-Sent Events stream that never ends by itself, so a timer
         shuts the socket down at the deadline and whatever arrived by then is returned. An error
@@ -271,21 +295,22 @@ class RunPodClient:
         """
         path = f"/pods/{_seg(pod_id)}/logs"
         deadline = time.monotonic() + deadline_s
+        headers = {"Accept": "text/event-stream", **({"Last-Event-ID": after} if after else {})}
         resp = self._request(
             "GET",
             path,
             params={"tail": tail},
-            headers={"Accept": "text/event-stream"},
+            headers=headers,
             stream=True,
             timeout=(self.timeout, deadline_s + 1.0),
         )
         timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shutdown_stream, [resp.raw])
         timer.daemon = True
         timer.start()
-        lines: list[str] = []
+        lines: list[tuple[str | None, str]] = []
         try:
-            for data in _sse_data(resp.raw):
-                lines.append(_log_line(data))
+            for event_id, data in _sse_events(resp.raw):
+                lines.append((event_id, _log_line(data)))
                 if time.monotonic() >= deadline:
                     break
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError):
@@ -302,14 +327,18 @@ class RunPodClient:
         return self._model(NetworkVolume, self._request("GET", path), "GET", path)
 
     def gpu_types(
-        self, *, data_center: str | None = None, gpu_count: int = 1, cloud: str = "SECURE"
+        self, *, data_center: str | None = None, gpu_count: int = 1, cloud: str = "SECURE",
+        min_cuda_version: str | None = None,
     ) -> list[GpuType]:
-        """GPU types with pod stock for `gpu_count` GPUs in `cloud` (read `GpuType.stock_in`).
+        """GPU types with pod stock for `gpu_count` GPUs in `cloud` (read `GpuType.stock_in`), on
+        hosts with at least `min_cuda_version` (listGpuTypes `minCudaVersion`) when given.
 
         With `data_center`, only the types offered there (at any stock level) are returned.
         """
         # `include=AVAILABILITY` needs `product`, and the reverse: either alone is a 400.
         params = {"include": "AVAILABILITY", "product": "POD", "count": gpu_count, "cloud": cloud}
+        if min_cuda_version:
+            params["minCudaVersion"] = min_cuda_version
         data = self._json(self._request("GET", "/catalog/gpus", params=params), "GET", "/catalog/gpus")
         gpus = [self._validate(GpuType, g, "GET", "/catalog/gpus") for g in data.get("gpus") or []]
         if data_center is not None:
@@ -332,7 +361,7 @@ class RunPodClient:
                 wait = exc.retry_after
                 if wait is None:
                     wait = min(BACKOFF_MAX_S, self.backoff_factor * 2**attempt)
-                if attempt == self.retry_total or wait > MAX_RETRY_AFTER_S:
+                if attempt == self.retry_total or wait > self.max_retry_after_s:
                     raise
                 log.info("%s %s rate-limited; retrying in %.1f s", "POST", path, wait)
                 time.sleep(wait)
@@ -443,8 +472,24 @@ def _shutdown_stream(raw: urllib3.response.BaseHTTPResponse) -> None:
         pass  # already closed
 
 
+def _sse_events(raw: urllib3.response.BaseHTTPResponse) -> Iterator[tuple[str | None, str]]:
+    """(last `id:` seen, `data:` value) of a Server-Sent Events stream, as they arrive."""
+    event_id = None
+    for field_name, value in _sse_fields(raw):
+        if field_name == "id":
+            event_id = value
+        elif field_name == "data":
+            yield event_id, value
+
+
 def _sse_data(raw: urllib3.response.BaseHTTPResponse) -> Iterator[str]:
-    """The `data:` values of a Server-Sent Events stream, as they arrive.
+    """The `data:` values of a Server-Sent Events stream, as they arrive."""
+    for _, data in _sse_events(raw):
+        yield data
+
+
+def _sse_fields(raw: urllib3.response.BaseHTTPResponse) -> Iterator[tuple[str, str]]:
+    """The `id:`/`data:` fields of a Server-Sent Events stream, as they arrive.
 
     `read1` returns whatever bytes are available, so events surface without waiting for a
     full buffer. Each RunPod event is one JSON `data:` line, so lines are yielded one by one
@@ -456,9 +501,10 @@ def _sse_data(raw: urllib3.response.BaseHTTPResponse) -> Iterator[str]:
         *complete, buffer = buffer.split(b"\n")
         for line in complete:
             text = line.rstrip(b"\r").decode("utf-8", "replace")
-            if text.startswith("data:"):
-                value = text[5:]
-                yield value[1:] if value.startswith(" ") else value
+            for name in ("id", "data"):
+                if text.startswith(name + ":"):
+                    value = text[len(name) + 1:]
+                    yield name, value[1:] if value.startswith(" ") else value
 
 
 def _log_line(data: str) -> str:

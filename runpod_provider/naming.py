@@ -1,9 +1,12 @@
 """How pods are named on RunPod, written once.
 
-A pod is named `<project>-<stack>-<resource>-<6 random chars>`. The prefix finds a stack's pods
-(`pods` lists them) and the pods an interrupted create left behind (the provider deletes them);
+A pod is named `<project>-<stack>-<resource>-<token>-<6 random chars>`. The prefix finds a stack's
+pods (`pods` lists them) and the pods an interrupted create left behind (the provider deletes them);
 the random part keeps each create's name unique, which create adoption relies on. RunPod does not
-require unique names, so another stack's pods must never match: the patterns are anchored.
+require unique names (spec `Pod.name`), and two teammates may both run a stack `dev` (each on their
+own backend) against one account, or stack `dev-eu` with model `olmocr` may meet stack `dev` with
+model `eu-olmocr`: so the prefix carries a token drawn once and kept in this stack's state
+(`runpod_deploy.name_token`), and the patterns are anchored. No other state holds that token.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ SUFFIX_LEN = 6
 # RunPod publishes no length limit for names; 120 keeps them readable in the console.
 PREFIX_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 PREFIX_MAX = 120
+TOKEN_LEN = 8
 
 
 def stack_prefix(project: str, stack: str) -> str:
@@ -25,9 +29,13 @@ def stack_prefix(project: str, stack: str) -> str:
     return f"{project}-{stack}-".lower()
 
 
-def name_prefix(project: str, stack: str, resource: str) -> str:
-    """The Pod resource's `name_prefix` input: one per (stack, model)."""
-    return stack_prefix(project, stack) + resource.lower()
+def name_prefix(project: str, stack: str, resource: str, token: str | None = None) -> str:
+    """The Pod resource's `name_prefix` input: one per (stack state, model)."""
+    return stack_prefix(project, stack) + resource.lower() + (f"-{token}" if token else "")
+
+
+def new_token() -> str:
+    return "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(TOKEN_LEN))
 
 
 def new_pod_name(prefix: str) -> str:

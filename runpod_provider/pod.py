@@ -9,6 +9,8 @@ instance, so each call makes its own client.
 from __future__ import annotations
 
 import os
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pulumi
@@ -17,14 +19,15 @@ from pydantic import ValidationError
 
 from . import api_errors, server_hooks
 from .client import ApiKeyError, RunPodClient, find_api_key
-from .provider_errors import (CleanupFailed, CreateInterrupted, CreateOutcomeUnknown, DeleteTimeout, Interrupted,
-                              MalformedApiKey, MissingApiKey, NoCapacityAnywhere, PodNotReady, PodVanished,
-                              RunPodFailed, StartRefused)
+from .provider_errors import (CleanupFailed, CreateInterrupted, CreateOutcomeUnknown, DeleteRateLimited, DeleteTimeout,
+                              Interrupted, MalformedApiKey, MissingApiKey, NoCapacityAnywhere, PodNotReady,
+                              PodVanished, RunPodFailed, StartRefused)
 from .naming import is_pod_name_of, new_pod_name
 from .polling import Backoff, poll_until
-from .readiness import NotReady, ReadinessWaiter, public_url
-from .spec import INPUT_KEYS, PATCH_KEYS, REPLACE_KEYS, PodSpec, describe_errors
+from .readiness import BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, boot_is_new, public_url
+from .spec import INPUT_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, describe_errors
 from .wire import Pod as ApiPod  # the API's view of a pod; `Pod` below is the Pulumi resource
+from .wire import PodStatus
 
 server_hooks.install()  # in the provider process: one-line errors, and Ctrl-C reaches the waits
 
@@ -37,6 +40,12 @@ CREATE_ADOPT_WAIT_S = 60.0
 # After DELETE, how long and how often to read the pod until it is gone.
 DELETE_WAIT_S = 300.0
 DELETE_POLL = Backoff(first_s=0.5, factor=2.0, cap_s=10.0)
+# After a start answered with an error (outcome unknown): how often to look for the new boot.
+START_POLL = Backoff(first_s=1.0, factor=1.5, cap_s=10.0)
+# How long a DELETE keeps honouring RunPod's Retry-After (an hour window can ask ~30 min): a pod
+# that cannot be deleted bills. RUNPOD_DEPLOY_DELETE_PATIENCE_S shortens it for tests.
+DELETE_PATIENCE_S = 2700.0
+RUNNING_STATUSES = (PodStatus.PROVISIONING, PodStatus.STARTING, PodStatus.RUNNING)
 
 
 class PodProvider(dynamic.ResourceProvider):
@@ -61,6 +70,8 @@ class PodProvider(dynamic.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         inputs = {k: v for k, v in news.items() if k != "__provider"}
         prefix = inputs.get("name_prefix")
+        if _has_unknowns(prefix):  # preview of a first up: the name token does not exist yet
+            prefix = None
         # The random suffix is drawn once and kept, like Pulumi's auto-naming.
         old_name = olds.get("name")
         if isinstance(prefix, str) and isinstance(old_name, str) and is_pod_name_of(prefix, old_name):
@@ -114,47 +125,53 @@ class PodProvider(dynamic.ResourceProvider):
         for pod in client.list_pods():
             if is_pod_name_of(spec.name_prefix, pod.name) and pod.name != spec.name:
                 _say(spec, f"deleting orphan pod {pod.id} ({pod.name}) left by an interrupted create")
-                _delete_and_wait(client, pod.id)
+                _delete_and_wait(client, pod.id, say=lambda line: _say(spec, line))
 
     def _place(self, client: RunPodClient, spec: PodSpec) -> ApiPod:
-        """Walk the GPU preference list: v2 places one GPU type per create and never falls back."""
+        """Walk the GPU preference list: v2 places one GPU type per create and never falls back.
+        createPod's table: a 400 (a rule, or no capacity, in varying words) or a 403 (no access to
+        that pool) means try the next candidate; 422, 401, 402 stop at once. Catalog stock is only
+        a hint, shown in the error: it lags, and one refused create costs less than a missed GPU."""
         stock = _catalog_stock(client, spec)
         over_ceiling = _over_price_ceiling(client, spec)
-        reasons: list[str] = []
+        failures: list[str] = []
         for gpu in spec.gpu_type_ids:
             if server_hooks.CANCELLED.is_set():
                 raise CreateInterrupted(None)
             if gpu in over_ceiling:
-                reasons.append(over_ceiling[gpu])
+                failures.append(over_ceiling[gpu])
                 continue
-            if stock is not None and gpu in stock and stock[gpu] == "NONE":
-                reasons.append(f"{gpu}: no stock in {', '.join(spec.data_center_ids)} (catalog)")
-                continue
+            hint = f" (catalog stock: {stock[gpu]})" if stock and gpu in stock else ""
             try:
                 pod = client.create_pod(spec.create_request(gpu))
-            except api_errors.CapacityError:
-                reasons.append(f"{gpu}: no capacity in {', '.join(spec.data_center_ids)} (create refused)")
+            except (api_errors.CapacityError, api_errors.BadRequestError, api_errors.ForbiddenError) as e:
+                failures.append(f"{gpu}: {e.status} {e.detail or e.title or 'no detail'}{hint}")
                 continue
             except (api_errors.ServerError, api_errors.TransportError) as e:
                 # The client found no pod to adopt, but the create may have taken effect: say so.
                 raise CreateOutcomeUnknown(spec.name, e, client.adopt_wait_s) from None
             _say(spec, f"created pod {pod.id} on {gpu}")
             return pod
-        raise NoCapacityAnywhere(reasons)
+        raise NoCapacityAnywhere(failures, spec.data_center_ids)
 
-    def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: ApiPod) -> ApiPod:
+    def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: ApiPod,
+                          after: BootMark | None = None) -> ApiPod:
+        """Until the pod serves. `after`: a start or container PATCH was sent (update): wait for a
+        new boot first, and on failure the pod is kept (it is in state), not deleted."""
         waiter = ReadinessWaiter(
             get_pod=lambda: client.get_pod(pod.id),
-            read_logs=lambda: client.pod_logs(pod.id, tail=50, deadline_s=0.5),
+            read_logs=lambda last: client.pod_log_events(pod.id, tail=50, after=last, deadline_s=0.5),
             probes=spec.readiness,
             timeout_s=spec.ready_timeout_s,
+            stall_s=spec.ready_stall_s,
+            after=after,
             say=lambda line: _say(spec, line),
             sleep=_interruptible_sleep,
         )
         try:
             ready = waiter.wait()
         except NotReady as e:
-            raise PodNotReady(pod.id, e.reason, _last_logs(client, pod.id)) from None
+            raise PodNotReady(pod.id, e.reason, _last_logs(client, pod.id), kept=after is not None) from None
         except api_errors.NotFoundError:
             raise PodVanished(pod.id) from None
         _say(spec, f"pod {pod.id} ready after {waiter.polls} polls")
@@ -162,7 +179,7 @@ class PodProvider(dynamic.ResourceProvider):
 
     def _stop_when_placed(self, client: RunPodClient, spec: PodSpec, pod: ApiPod) -> ApiPod:
         """`running: false` at create: place the pod (so the GPU and host are chosen), then stop it."""
-        ReadinessWaiter(get_pod=lambda: client.get_pod(pod.id), read_logs=lambda: [], probes=[],
+        ReadinessWaiter(get_pod=lambda: client.get_pod(pod.id), read_logs=lambda _last: [], probes=[],
                         timeout_s=spec.ready_timeout_s, say=lambda line: _say(spec, line),
                         sleep=_interruptible_sleep).wait()
         return client.stop_pod(pod.id)
@@ -181,36 +198,49 @@ class PodProvider(dynamic.ResourceProvider):
         if pod.gone:
             return dynamic.ReadResult("", {})
         inputs = _inputs(props)
-        # What the pod says now wins: a pod stopped in the console reads back as running: false.
+        # What the pod does now wins: a pod that stopped itself (idle stop, a crash) or was stopped
+        # in the console reads back as running: false, one started in the console as running: true;
+        # `status` (an output) keeps the exact observed status.
         inputs.update(
-            running=not pod.stopped,
+            running=pod.status in RUNNING_STATUSES,
             image=pod.image or inputs.get("image"),
             ports=list(pod.ports) if pod.ports is not None else inputs.get("ports"),
         )
         if pod.env is not None:
-            secret_keys = set(inputs.get("secret_env") or {})
-            inputs["env"] = {k: v for k, v in pod.env.items() if k not in secret_keys}
-            inputs["secret_env"] = {k: v for k, v in pod.env.items() if k in secret_keys}
+            # Only the keys the program owns: RunPod injects others (startSsh's PUBLIC_KEY, RUNPOD_*)
+            # and they are not drift. An owned key changed or gone on the pod is.
+            plain, secret = set(inputs.get("env") or {}), set(inputs.get("secret_env") or {})
+            inputs["env"] = {k: v for k, v in pod.env.items() if k in plain}
+            inputs["secret_env"] = {k: v for k, v in pod.env.items() if k in secret}
         spec = PodSpec.model_construct(**inputs)
         return dynamic.ReadResult(id_, _outs(spec, pod), inputs)
 
     # --- update ---------------------------------------------------------------------------------
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         spec = PodSpec.model_validate(_inputs(news))
-        was_running = bool(olds.get("running", True))
         client = self._client()
         try:
-            pod = client.get_pod(id_)
-            if any(_norm(olds.get(k)) != _norm(news.get(k)) for k in PATCH_KEYS):
-                pod = client.update_pod(id_, spec.update_request())
-                _say(spec, f"updated pod {id_} in place")
-            if spec.running and (not was_running or pod.stopped):
-                pod = _start(client, spec, id_)
-            elif not spec.running and not pod.stopped:
+            # Decide from what the pod does now, never from an answer to our own action: after a
+            # start or a PATCH, v2 still shows the state from before for a while.
+            before = client.get_pod(id_)
+            pod, mark = before, None
+            changed = [k for k in PATCH_KEYS if _norm(olds.get(k)) != _norm(news.get(k))]
+            if changed:
+                if set(changed) & set(RESETTING_KEYS):
+                    mark = _boot_mark(client, before)
+                owned = _owned_env(olds) | _owned_env(news)
+                foreign = {k: v for k, v in (before.env or {}).items() if k not in owned}
+                pod = client.update_pod(id_, spec.update_request(changed, foreign_env=foreign))
+                _say(spec, f"updated pod {id_} in place ({', '.join(changed)})")
+            stopped = before.status in (PodStatus.EXITED, PodStatus.ERROR)
+            if spec.running and stopped:
+                mark = mark or _boot_mark(client, before)
+                pod = _start(client, spec, id_, mark)
+            elif not spec.running and not stopped:
                 pod = client.stop_pod(id_)
                 _say(spec, f"stopped pod {id_} (GPU released, volume kept)")
             if spec.running:
-                pod = self._wait_until_ready(client, spec, pod)
+                pod = self._wait_until_ready(client, spec, pod, after=mark)
             return dynamic.UpdateResult(_outs(spec, pod))
         except Interrupted:
             raise Interrupted(f"interrupted (Ctrl-C) while waiting for pod {id_} to serve after the update; the pod "
@@ -225,7 +255,7 @@ class PodProvider(dynamic.ResourceProvider):
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
         client = self._client()
         try:
-            _delete_and_wait(client, id_)
+            _delete_and_wait(client, id_, in_state=True)
         except api_errors.RunPodError as e:
             # A plain `destroy` configures the provider from the state, i.e. with the key the pods were
             # created with: a new key reaches it only when the program runs.
@@ -303,7 +333,8 @@ def _catalog_stock(client: RunPodClient, spec: PodSpec) -> dict[str, str] | None
     """Best stock level per GPU type across the allowed data centers. Advisory only: a create can
     still be refused for capacity, and a catalog outage must not block a create."""
     try:
-        types = client.gpu_types(gpu_count=spec.gpu_count, cloud=spec.cloud)
+        # The same CUDA floor the create sends, so stock means what the create can get.
+        types = client.gpu_types(gpu_count=spec.gpu_count, cloud=spec.cloud, min_cuda_version=spec.min_cuda_version)
     except api_errors.RunPodError:
         return None
     order = ["NONE", "LOW", "MEDIUM", "HIGH"]
@@ -336,14 +367,33 @@ def _over_price_ceiling(client: RunPodClient, spec: PodSpec) -> dict[str, str]:
     return out
 
 
-def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELETE_WAIT_S) -> None:
-    """Idempotent: a pod already gone (404 or TERMINATED) counts as deleted."""
-    if not client.delete_pod(pod_id):  # already gone (404)
+def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELETE_WAIT_S, *,
+                     say=print, in_state: bool = False) -> None:
+    """Idempotent: a pod already gone (404 or TERMINATED) counts as deleted. A rate limit is waited
+    out for up to DELETE_PATIENCE_S (reads and creates give up sooner; a pod that is not deleted
+    bills), saying what it waits for; past that, DeleteRateLimited names the pod and the command."""
+    patience = float(os.environ.get("RUNPOD_DEPLOY_DELETE_PATIENCE_S", DELETE_PATIENCE_S))
+    give_up_at = time.monotonic() + patience
+
+    def patiently(call):
+        while True:
+            try:
+                return call()
+            except api_errors.RateLimitedError as e:
+                wait = e.retry_after if e.retry_after is not None else 60.0
+                if time.monotonic() + wait > give_up_at:
+                    raise DeleteRateLimited(pod_id, wait, patience, client.base_url, in_state) from None
+                until = (datetime.now(timezone.utc) + timedelta(seconds=wait)).strftime("%H:%M:%S UTC")
+                say(f"RunPod's rate limit asks to wait {wait:.0f}s: deleting pod {pod_id} at {until} "
+                    "(it bills until then)")
+                time.sleep(wait)
+
+    if not patiently(lambda: client.delete_pod(pod_id)):  # already gone (404)
         return
 
     def gone() -> bool | None:
         try:
-            return client.get_pod(pod_id).gone or None
+            return patiently(lambda: client.get_pod(pod_id)).gone or None
         except api_errors.NotFoundError:
             return True
 
@@ -351,20 +401,33 @@ def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELET
         raise DeleteTimeout(pod_id, timeout_s)
 
 
-def _start(client: RunPodClient, spec: PodSpec, pod_id: str) -> ApiPod:
-    """Start a stopped pod. RunPod's answer can be an error after the start took effect (a 500, a
-    dropped connection, a 409 because it is already starting): the pod's observed status decides."""
+def _start(client: RunPodClient, spec: PodSpec, pod_id: str, mark: BootMark) -> ApiPod:
+    """`podAction` start of a stopped pod (same host). An error answer is not the outcome (a start can
+    answer an error and start anyway: runpod/runpodctl#45): the pod's observed state decides. A
+    refusal (400/409: e.g. the host's GPU is taken) is judged from one read; an answer lost to a 5xx
+    or the network is watched for a new boot (the status lags the action) up to the boot grace."""
     try:
         pod = client.start_pod(pod_id)
     except api_errors.RunPodError as e:
-        pod = client.get_pod(pod_id)
-        if pod.stopped:
-            if isinstance(e, (api_errors.BadRequestError, api_errors.CapacityError, api_errors.ConflictError)):
+        refused = isinstance(e, (api_errors.BadRequestError, api_errors.CapacityError, api_errors.ConflictError))
+
+        def booted() -> ApiPod | None:
+            try:
+                now = client.get_pod(pod_id)
+            except (api_errors.RateLimitedError, api_errors.ServerError, api_errors.TransportError):
+                return None
+            return now if boot_is_new(now, mark, time.monotonic()) and now.status in RUNNING_STATUSES else None
+
+        now = booted() if refused else poll_until(booted, timeout_s=BOOT_GRACE_S, delays=START_POLL.delays(),
+                                                  sleep=_interruptible_sleep)
+        if now is None:
+            if refused:
                 raise StartRefused(pod_id, e) from None
             raise RunPodFailed(e, f"starting pod {pod_id}", f"pod {pod_id} is still in the stack's state, stopped "
                                "(no GPU billed)", "pulumi up") from None
-        _say(spec, f"start of pod {pod_id} answered {e.status or 'nothing'}, but the pod is {pod.status}: going on")
-        return pod
+        _say(spec, f"the start of pod {pod_id} was answered {e.status or 'with no answer'}, but the pod is "
+                   f"{now.status}: waiting for it")
+        return now
     _say(spec, f"started pod {pod_id}")
     return pod
 
@@ -374,7 +437,7 @@ def _failed_create(client: RunPodClient, spec: PodSpec, pod: ApiPod, cause: Base
     if isinstance(cause, Interrupted):
         _say(spec, f"interrupted: deleting pod {pod.id} (`make pods` lists this stack's pods)")
     try:
-        _delete_and_wait(client, pod.id)
+        _delete_and_wait(client, pod.id, say=lambda line: _say(spec, line))
     except (api_errors.RunPodError, DeleteTimeout) as e:
         return CleanupFailed(pod.id, spec.name, cause, e)
     if isinstance(cause, Interrupted):
@@ -389,6 +452,21 @@ def _interruptible_sleep(seconds: float) -> None:
     """Sleep, unless the engine cancels (Ctrl-C): then raise Interrupted at once."""
     if server_hooks.CANCELLED.wait(seconds):
         raise Interrupted()
+
+
+def _boot_mark(client: RunPodClient, pod: ApiPod) -> BootMark:
+    """The pod before a start/PATCH, with its current log lines (so none of them counts as the new
+    boot's). The log read is best effort."""
+    try:
+        events = client.pod_log_events(pod.id, tail=50, deadline_s=0.5)
+    except api_errors.RunPodError:
+        events = []
+    return BootMark.before(pod, events)
+
+
+def _owned_env(props: dict[str, Any]) -> set[str]:
+    """The env keys the program sets (plain and secret); any other key on the pod is RunPod's."""
+    return set(props.get("env") or {}) | set(props.get("secret_env") or {})
 
 
 def _last_logs(client: RunPodClient, pod_id: str) -> list[str]:

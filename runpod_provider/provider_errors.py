@@ -21,12 +21,14 @@ class MissingApiKey(ProviderError):
 
 
 class NoCapacityAnywhere(ProviderError):
-    def __init__(self, reasons: list[str]) -> None:
+    def __init__(self, reasons: list[str], data_centers: list[str] | None = None) -> None:
         self.reasons = reasons
-        hint = "Add GPU types to gpuTypes, or try again later"
-        if any("maxPricePerHour" in r for r in reasons):
-            hint += ", or raise maxPricePerHour"
-        super().__init__("no GPU type could be placed: " + "; ".join(reasons) + f". {hint}.")
+        where = f" in {', '.join(data_centers)}" if data_centers else ""
+        price = " or raise maxPricePerHour," if any("maxPricePerHour" in r for r in reasons) else ""
+        super().__init__(f"no GPU type could be placed{where}; RunPod answered, per type: " + "; ".join(reasons)
+                         + f". No pod was created. Try again later,{price} or add GPU types to gpuTypes; if every "
+                         "type got the same 400 detail, RunPod is refusing the request itself (createPod), "
+                         "so read that detail as a problem with the request.")
 
 
 class CreateOutcomeUnknown(ProviderError):
@@ -42,18 +44,37 @@ class CreateOutcomeUnknown(ProviderError):
 
 
 class PodNotReady(ProviderError):
-    def __init__(self, pod_id: str, reason: str, last_logs: list[str]) -> None:
+    """`kept`: the wait followed a start or an update of a pod in state, which is left as it is."""
+
+    def __init__(self, pod_id: str, reason: str, last_logs: list[str], kept: bool = False) -> None:
         self.pod_id, self.reason, self.last_logs = pod_id, reason, last_logs
         logs = "\n".join("    " + line for line in last_logs) or "    (no log lines)"
-        super().__init__(f"pod {pod_id} never became ready ({reason}); it was deleted so it does not "
-                         f"keep billing. Last log lines:\n{logs}")
+        fate = ("the pod is kept and still in state (it may bill): fix the cause and run `pulumi up` again, "
+                "or `pulumi destroy` to remove it" if kept else "it was deleted so it does not keep billing")
+        super().__init__(f"pod {pod_id} never became ready ({reason}); {fate}. Last log lines:\n{logs}")
 
 
 class StartRefused(ProviderError):
     def __init__(self, pod_id: str, cause: Exception) -> None:
-        super().__init__(f"RunPod refused to start pod {pod_id} ({cause}). A stopped pod can only restart "
-                         "on its old host, whose GPU may be rented out. Replace the pod to place it anew: "
-                         "`pulumi up --replace <the pod's URN>`.")
+        super().__init__(f"RunPod refused to start pod {pod_id} ({cause}). A stopped pod restarts only on "
+                         "its old host, and that host's GPU was most likely rented out meanwhile "
+                         "(https://docs.runpod.io/pods/troubleshooting/zero-gpus). The pod is still there, "
+                         "stopped (no GPU billing; the network volume keeps the models) and still in state. "
+                         "To place it anew on any free GPU: `pulumi up --replace <URN>`, with the Pod's URN "
+                         "from `pulumi stack --show-urns`; or wait and run `pulumi up` again.")
+
+
+class DeleteRateLimited(ProviderError):
+    """A DELETE kept meeting RunPod's rate limit for longer than the provider waits."""
+
+    def __init__(self, pod_id: str, wait_s: float, waited_s: float, base_url: str, in_state: bool) -> None:
+        self.pod_id = pod_id
+        again = ("run `pulumi destroy` (or `pulumi up`) again later, or delete it now with"
+                 if in_state else "`pulumi destroy` does not know it: delete it with")
+        super().__init__(f"could not delete pod {pod_id}: RunPod's rate limit still asked to wait {wait_s:.0f}s after "
+                         f"{waited_s:.0f}s of waiting. The pod is still billing; {again} "
+                         f"`curl -X DELETE -H \"Authorization: Bearer $RUNPOD_API_KEY\" {base_url}/pods/{pod_id}` "
+                         "once the limit has passed, or terminate it in the RunPod console.")
 
 
 class DeleteTimeout(ProviderError):

@@ -3,7 +3,19 @@
 RunPod v2 reports RUNNING before the container is up (runtime stays null for several polls), so
 readiness is layered: RUNNING, then `runtime` present, then each probe answering 200 through the
 proxy URL. Status polls back off (capped; `polling.poll_delays`) so a 10-minute cold start costs
-under 30 of them; once the container runs, each poll also reads the pod's log tail for progress lines.
+under 30 of them; each poll also reads the pod's new log lines.
+
+Two live behaviours shape the wait:
+- After a `start` or a PATCH that resets the container, v2 `status` is still the *observed* state:
+  the pod can read EXITED, or run the old container (RUNNING, its health answering), for several
+  polls (runpod-plugins-official `runpod-migrate/reference/breaking-changes.md` Class 2 §7;
+  `runpod-usage/concepts/pod.yaml` `pod.edits-apply-on-restart`). So such a wait starts from a
+  `BootMark` and trusts nothing (EXITED is not final, a probe proves nothing) until the pod shows
+  a new boot (`boot_is_new`).
+- A first start on a network volume can take an hour (venv installs, weights; tts-webui-docker#11,
+  runpod/containers#163). So the wait fails on lack of progress (`stall_s` without a new log line
+  or status), within an absolute cap `timeout_s`, and at once when the startup template says its
+  setup ended (`runpod-deploy phase=failed`, after its `runpod-deploy error=` line).
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import requests
 
@@ -19,7 +32,47 @@ from .api_errors import RateLimitedError, RunPodError, ServerError, TransportErr
 from .client import USER_AGENT
 from .polling import poll_delays, poll_until
 from .spec import Probe
-from .wire import Pod
+from .wire import Pod, PodStatus
+
+FAILED_LINE = "runpod-deploy phase=failed"  # startup/startup.sh: setup ended; the pod idles
+ERROR_MARK = "runpod-deploy error="
+# How long a pod may still show the state from before a start/PATCH (EXITED, or the old container)
+# before the wait says RunPod did not act on it.
+BOOT_GRACE_S = 300.0
+BOOTING = (PodStatus.PROVISIONING, PodStatus.STARTING)
+LogEvent = tuple  # (event id or None, line)
+
+
+@dataclass(frozen=True)
+class BootMark:
+    """The pod just before a start or a container PATCH: what a new boot must differ from."""
+
+    status: str
+    started_at: datetime | None
+    at: float  # monotonic, taken before the request was sent
+    seen_log_ids: frozenset = frozenset()
+    last_log_id: str | None = None
+
+    @classmethod
+    def before(cls, pod: Pod, log_events: list[LogEvent] = (), clock: Callable[[], float] = time.monotonic) -> BootMark:
+        ids = [i for i, _ in log_events if i]
+        return cls(pod.status, pod.startedAt, clock(), frozenset(ids), ids[-1] if ids else None)
+
+
+def boot_is_new(pod: Pod, mark: BootMark | None, now: float) -> bool:
+    """Proof that `pod` shows a boot begun after `mark` (always true without a mark): it is
+    PROVISIONING/STARTING where it was not, or its `startedAt` moved, or the container's
+    `runtime.uptime` ("seconds since the container started", spec PodRuntime) is shorter than the
+    time since the mark. Only durations are compared: no clock skew between us and RunPod matters.
+    The one place that decides "did the start/reset take effect"; the provider's start reuses it."""
+    if mark is None:
+        return True
+    if pod.status in BOOTING and mark.status not in BOOTING:
+        return True
+    if pod.startedAt is not None and pod.startedAt != mark.started_at:
+        return True
+    uptime = pod.runtime.uptime if pod.runtime is not None else None
+    return uptime is not None and uptime + 1 <= now - mark.at  # uptime is whole seconds, rounded down
 
 DEFAULT_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
 
@@ -50,20 +103,34 @@ class ReadinessWaiter:
     gives the delays between polls (read when `wait()` starts, so RUNPOD_DEPLOY_POLL_S applies)."""
 
     get_pod: Callable[[], Pod]
-    read_logs: Callable[[], list[str]]
+    read_logs: Callable[[str | None], list[LogEvent]]  # events after the given id (None: the tail)
     probes: list[Probe]
-    timeout_s: float
+    timeout_s: float  # absolute cap
     say: Callable[[str], None] = print
+    stall_s: float | None = None  # fail after this long without progress (None: only the cap)
+    after: BootMark | None = None  # a start/PATCH was sent: wait for a new boot first
+    boot_grace_s: float = BOOT_GRACE_S
     schedule: Callable[[], Iterator[float]] = poll_delays
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     polls: int = 0
-    _seen_phases: set[str] = field(default_factory=set)
     _last: Pod | None = None
     _failing: list[Probe] = field(default_factory=list)
     _unanswered: RunPodError | None = None  # the last poll's transient error, if it had one
+    _fresh: bool = False
+    _seen_ids: set = field(default_factory=set)
+    _last_id: str | None = None
+    _last_line: str = ""
+    _last_error: str = ""
+    _progress_at: float = 0.0
+    _started: float = 0.0
+    _last_status: str | None = None
 
     def wait(self) -> Pod:
+        self._started = self._progress_at = self.clock()
+        self._fresh = self.after is None
+        if self.after is not None:
+            self._seen_ids, self._last_id = set(self.after.seen_log_ids), self.after.last_log_id
         ready = poll_until(self._look, timeout_s=self.timeout_s, delays=self.schedule(),
                            clock=self.clock, sleep=self.sleep)
         if ready is not None:
@@ -79,7 +146,8 @@ class ReadinessWaiter:
                        last.status if last else None)
 
     def _look(self) -> Pod | None:
-        """One poll: the pod if it serves, None if not yet; NotReady if it went down."""
+        """One poll: the pod if it serves, None if not yet; NotReady if it went down, stalled or
+        its startup said it failed."""
         self.polls += 1
         try:
             pod = self._last = self.get_pod()
@@ -89,11 +157,30 @@ class ReadinessWaiter:
             self._unanswered = e
             return None
         self._unanswered = None
+        now = self.clock()
+        if pod.status != self._last_status:
+            self._last_status, self._progress_at = pod.status, now
+        if not self._fresh:
+            self._fresh = boot_is_new(pod, self.after, now)
+        if not self._fresh:
+            # Still the state from before the start/PATCH: EXITED is not final, a probe would reach
+            # the old container. ERROR/TERMINATED are final all the same.
+            if pod.status in (PodStatus.ERROR, PodStatus.TERMINATED):
+                raise NotReady(f"pod went to {pod.status}", pod.status)
+            if now - self._started > self.boot_grace_s:
+                raise NotReady(f"RunPod still shows the pod {pod.status} as before, {now - self._started:.0f}s "
+                               "after the start/update: it did not restart", pod.status)
+            return None
         if pod.down:
             raise NotReady(f"pod went to {pod.status} while starting", pod.status)
+        if pod.status != PodStatus.PROVISIONING:
+            self._read_progress()
+        if self.stall_s is not None and now - self._progress_at > self.stall_s:
+            last = f" (last line: {self._last_line!r})" if self._last_line else ""
+            raise NotReady(f"no progress for {now - self._progress_at:.0f}s: no new log line or status{last}",
+                           pod.status)
         if not pod.container_up:
             return None
-        self._report_progress()
         self._failing = [p for p in self.probes if not self._probe_ok(pod.id, p)]
         return None if self._failing else pod
 
@@ -107,15 +194,27 @@ class ReadinessWaiter:
         except requests.RequestException:
             return False
 
-    def _report_progress(self) -> None:
-        """Print the startup script's new `runpod-deploy phase=…` lines (pod logs are best effort)."""
+    def _read_progress(self) -> None:
+        """Read the log lines new since the last look: any counts as progress; the startup's
+        `runpod-deploy` phase and error lines are printed; `phase=failed` ends the wait. Logs are
+        best effort: a failed read is no progress, never an error."""
         try:
-            lines = self.read_logs()
-        except Exception:  # noqa: BLE001 - logs are a progress nicety; never fail a create over them
+            events = self.read_logs(self._last_id)
+        except Exception:  # noqa: BLE001 - a progress nicety; never fail a create over it
             return
-        for line in lines:
+        for event_id, line in events:
+            if event_id is not None:
+                if event_id in self._seen_ids:
+                    continue
+                self._seen_ids.add(event_id)
+                self._last_id = event_id
+            self._progress_at, self._last_line = self.clock(), line
             if "runpod-deploy " in line:
                 marker = line[line.index("runpod-deploy "):].strip()
-                if marker not in self._seen_phases:
-                    self._seen_phases.add(marker)
+                if marker.startswith("runpod-deploy phase=") or marker.startswith(ERROR_MARK):
                     self.say(marker)
+                if marker.startswith(ERROR_MARK):
+                    self._last_error = marker[len(ERROR_MARK):]
+                if marker == FAILED_LINE:
+                    raise NotReady("the startup script stopped: " + (self._last_error or "see the log lines"),
+                                   self._last.status if self._last else None)

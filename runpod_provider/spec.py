@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 from enum import StrEnum
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -50,7 +51,8 @@ class PodSpec(BaseModel):
     # LOCAL: a new prefix gives a new `name` in check(), and that is what gets patched.
     name_prefix: Annotated[str, Change.LOCAL] = Field(
         min_length=1, max_length=naming.PREFIX_MAX, pattern=naming.PREFIX_PATTERN,
-        description="pod names are <name_prefix>-<6 random chars>, unique per resource",
+        description="pod names are <name_prefix>-<6 random chars>, unique per resource; the prefix ends with "
+                    "the stack state's name token",
     )
     name: Annotated[str, Change.PATCH] = Field(min_length=1, description="the pod's name on RunPod (set by check)")
     image: Annotated[str, Change.PATCH] = Field(min_length=1)
@@ -74,6 +76,8 @@ class PodSpec(BaseModel):
     readiness: Annotated[list[Probe], Change.LOCAL] = Field(default_factory=list)
     ready_timeout_s: Annotated[int, Change.LOCAL] = Field(
         default=1800, ge=1, description="own deadline: dynamic resources ignore customTimeouts")
+    ready_stall_s: Annotated[int, Change.LOCAL] = Field(
+        default=600, ge=1, description="fail the wait after this long without a new log line or status")
     max_price_per_hour: Annotated[float | None, Change.LOCAL] = Field(
         default=None, gt=0, description="USD/hour ceiling: GPU types whose catalog price in `cloud` (times "
                                         "`gpu_count`) is above it, or unknown, are not created")
@@ -147,11 +151,22 @@ class PodSpec(BaseModel):
             startSsh=self.start_ssh or None,
         )
 
-    def update_request(self) -> UpdatePodRequest:
-        """The `updatePod` body: every PATCH field, each with its full desired value (env whole,
-        since a PATCH replaces the pod's entire env map)."""
-        return UpdatePodRequest(name=self.name, image=self.image, args=self.args, env=self.full_env,
-                                ports=self.ports, disk=self.container_disk_gb)
+    def update_request(self, changed: Iterable[str] | None = None,
+                       foreign_env: dict[str, str] | None = None) -> UpdatePodRequest:
+        """The `updatePod` body for the PATCH inputs in `changed` (default: all), each with its full
+        desired value. Only what changed is sent: a rename alone must not reset the container.
+        `env` goes whole, since a PATCH replaces the pod's entire env map, with `foreign_env` (keys
+        RunPod injected, e.g. `startSsh`'s PUBLIC_KEY) carried over: dropping it kills SSH
+        (runpod/runpodctl#268)."""
+        keys = set(PATCH_KEYS if changed is None else changed)
+        env_changed = bool(keys & {"env", "secret_env"})
+        return UpdatePodRequest(
+            name=self.name if "name" in keys else None,
+            image=self.image if "image" in keys else None,
+            args=self.args if "start_command" in keys else None,
+            env={**(foreign_env or {}), **self.full_env} if env_changed else None,
+            ports=self.ports if "ports" in keys else None,
+            disk=self.container_disk_gb if "container_disk_gb" in keys else None)
 
 
 def change_kinds(model: type[BaseModel]) -> dict[str, Change]:
@@ -171,6 +186,9 @@ CHANGE_KINDS = change_kinds(PodSpec)  # at import: a field without a kind fails 
 INPUT_KEYS = tuple(CHANGE_KINDS)
 REPLACE_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.REPLACE)
 PATCH_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.PATCH)
+# A PATCH of any of these resets the container (v1 documented "resets it completely"; unconfirmed
+# for v2, so assumed); a rename does not.
+RESETTING_KEYS = tuple(k for k in PATCH_KEYS if k != "name")
 ACTION_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.ACTION)
 LOCAL_KEYS = tuple(k for k, c in CHANGE_KINDS.items() if c is Change.LOCAL)
 

@@ -29,10 +29,11 @@ sys.path.insert(0, str(ROOT))
 from devkit.cli import search_path  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
-TESTS = ["tests/engine/test_faults.py", "tests/engine/test_failure_messages.py", "tests/engine/test_bad_input.py"]
+TESTS = ["tests/engine/test_faults.py", "tests/engine/test_lifecycle.py", "tests/engine/test_failure_messages.py",
+         "tests/engine/test_bad_input.py"]
 MARKER = "<!-- Generated below by scripts/reliability_report.py from the tests' measurements: do not edit by hand. -->"
-SECTIONS = {"faults": "fault: ", "failures": "failure: ", "secrets": "secret set wrongly: ",
-            "bad input": "bad input: "}
+SECTIONS = {"faults": "fault: ", "lifecycle": "lifecycle: ", "failures": "failure: ",
+            "secrets": "secret set wrongly: ", "bad input": "bad input: "}
 
 DEFAULT_INTRO = f"""# Reliability
 

@@ -16,6 +16,7 @@
 # stdout carries progress lines for the provider, exactly:
 #   runpod-deploy phase=<prepare|install-vllm|install-webui|download-model|start-vllm|start-webui|ready>
 #   runpod-deploy error=<short text>
+#   runpod-deploy phase=failed      (after the error= line of a failure that ends setup: the pod idles)
 # plus "runpod-deploy: ..." detail lines and service output prefixed "[vllm] " / "[openwebui] ".
 #
 # No `set -e`: failures are handled explicitly, since background supervisors and `wait` statuses are
@@ -80,6 +81,7 @@ die() { # $1 exit status, then the message
   local code=$1
   shift
   error "$*"
+  phase failed # the provider stops waiting at once (runpod_provider/readiness.py)
   exit "$code"
 }
 
@@ -526,6 +528,7 @@ supervise() { # $1 name, $2 log file, $3... command: restart on exit, capped exp
     restarts=$((restarts + 1))
     if [ "$restarts" -gt "$MAX_RESTARTS" ]; then
       error "$name keeps failing (exit status $rc after $MAX_RESTARTS restarts): no more restarts; the pod stays up for inspection, see $log"
+      phase failed
       return 1
     fi
     delay=$RESTART_BACKOFF_S

@@ -24,6 +24,7 @@ FAST_EMULATOR = dict(
     runtime_delay=0.1,
     ready_delay=0.2,
     log_interval=0.02,
+    reset_lag=0.3,  # a start or container PATCH takes effect 0.3 s later (on, as live)
 )
 
 

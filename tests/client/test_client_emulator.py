@@ -110,7 +110,11 @@ def test_start_refused_for_lack_of_gpu_on_the_host_is_a_capacity_error(client, e
     emulator.inject(kind="no_gpu_on_start")
     with pytest.raises(api_errors.CapacityError, match="not enough free GPUs"):
         client.start_pod(pod.id)
-    assert client.start_pod(pod.id).status != "EXITED"
+    client.start_pod(pod.id)  # accepted now; the pod reads EXITED until the start takes effect
+    deadline = time.monotonic() + 5
+    while client.get_pod(pod.id).stopped:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_insufficient_funds(client, emulator):

@@ -31,7 +31,7 @@ def make(status, body, **kw):
         (400, "request could not be processed", e.BadRequestError),
         (401, "missing bearer token", e.AuthError),
         (402, "Insufficient balance", e.InsufficientFundsError),
-        (403, "access denied", e.AuthError),
+        (403, "access denied", e.ForbiddenError),
         (404, "pod not found", e.NotFoundError),
         (409, "action not allowed", e.ConflictError),
         (422, "Request validation failed.", e.UnprocessableRequestError),

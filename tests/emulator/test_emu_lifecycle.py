@@ -75,11 +75,15 @@ def test_start_brings_an_exited_pod_back_with_the_same_id(api):
     pod_id = api.create()["id"]
     api.wait_ready(pod_id)
     api.action(pod_id, "stop")
+    before = api.pod(pod_id)["startedAt"]
     started = api.action(pod_id, "start")
     assert started.status_code == 200
     assert started.json()["id"] == pod_id
-    assert started.json()["status"] == "STARTING"
-    assert api.wait_ready(pod_id)["id"] == pod_id
+    # v2 status is observed state: the pod still reads EXITED until the start takes effect.
+    assert started.json()["status"] == "EXITED" and api.pod(pod_id)["status"] == "EXITED"
+    assert api.wait(pod_id, lambda p: p["status"] == "STARTING", 5)["startedAt"] == before
+    ready = api.wait_ready(pod_id)
+    assert ready["id"] == pod_id and ready["startedAt"] != before
 
 
 def test_restart_of_a_running_pod_goes_back_through_starting(api):
@@ -137,10 +141,34 @@ def test_patch_of_the_container_restarts_it(api):
     pod_id = api.create()["id"]
     api.wait_ready(pod_id)
     api.wait_proxy(pod_id, 8000, 200)
+    old = api.pod(pod_id)
     pod = api.patch(f"/pods/{pod_id}", json={"image": "vllm/vllm-openai:v0.11.0"}).json()
-    assert pod["status"] == "STARTING" and pod["image"] == "vllm/vllm-openai:v0.11.0"
+    # The reset is asynchronous: first the old container runs on and answers, with its startedAt.
+    assert pod["status"] == "RUNNING" and pod["image"] == "vllm/vllm-openai:v0.11.0"
+    assert pod["startedAt"] == old["startedAt"] and pod["runtime"]["uptime"] >= old["runtime"]["uptime"]
+    assert api.proxy(pod_id, 8000).status_code == 200
+    api.wait(pod_id, lambda p: p["status"] == "STARTING", 5)
     assert api.proxy(pod_id, 8000).status_code == 502
     api.wait_proxy(pod_id, 8000, 200)
+    assert api.pod(pod_id)["startedAt"] != old["startedAt"]
+
+
+def test_the_old_container_answers_with_its_old_env_during_the_reset(emulator, api):
+    pod_id = api.create()["id"]
+    api.wait_ready(pod_id)
+    api.wait_proxy(pod_id, 8000, 200)
+    api.patch(f"/pods/{pod_id}", json={"env": {"VLLM_API_KEY": "sk-new", "SERVED_MODEL_NAME": "m"}})
+    old_key = api.proxy(pod_id, 8000, "/v1/models", headers={"Authorization": "Bearer sk-test"})
+    assert old_key.status_code == 200
+
+
+def test_a_patch_can_read_exited_during_the_reset(emulator, api):
+    emulator.world.patch_lag_status = "EXITED"
+    pod_id = api.create()["id"]
+    api.wait_ready(pod_id)
+    pod = api.patch(f"/pods/{pod_id}", json={"image": "vllm/vllm-openai:v0.11.0"}).json()
+    assert pod["status"] == "EXITED" and pod["runtime"] is None
+    assert api.wait_ready(pod_id)["image"] == "vllm/vllm-openai:v0.11.0"
 
 
 def test_patch_of_name_only_does_not_restart(api):
@@ -162,10 +190,12 @@ def test_emulator_pods_includes_env(emulator, api):
     assert seen["id"] == pod["id"] and seen["env"]["VLLM_API_KEY"] == "sk-test"
 
 
-def test_out_of_band_stop_and_delete(emulator, api):
+def test_out_of_band_stop_start_and_delete(emulator, api):
     pod_id = api.create()["id"]
-    emulator.stop_pod_out_of_band(pod_id)
+    emulator.stop_pod_out_of_band(pod_id, reason="runpod-deploy: idle for 30 min: stopping this pod")
     assert api.pod(pod_id)["status"] == "EXITED"
+    assert emulator.start_pod_out_of_band(pod_id)["status"] == "STARTING"  # the console: at once
+    emulator.stop_pod_out_of_band(pod_id)
     emulator.delete_pod_out_of_band(pod_id)
     assert api.get(f"/pods/{pod_id}").status_code == 404
     with pytest.raises(KeyError):

@@ -456,9 +456,13 @@ def test_destroy_when_pods_are_already_gone_or_stopped(engine_emulator, tmp_path
     emu.stop_pod_out_of_band(stopped)
     since = len(emu.requests)
     d.destroy()
-    assert answers(emu, since, "DELETE", f"/v2/pods/{gone}") == [404]
+    # destroy refreshes first (Pulumi.yaml `refresh: always`): the deleted pod's read answers 404
+    # and drops it; the stopped one is deleted.
+    assert answers(emu, since, "GET", f"/v2/pods/{gone}")[:1] == [404]
+    assert answers(emu, since, "DELETE", f"/v2/pods/{gone}") == []
     assert answers(emu, since, "DELETE", f"/v2/pods/{stopped}") == [204]
     assert emu.pods() == [] and d.resources() == []
     n = assert_no_orphans(d, emu)
     record(SECTION, "`destroy` with one pod already deleted and the other stopped outside Pulumi",
-           "`destroy` succeeded: 404 on the deleted pod counts as gone, the stopped one was deleted", n)
+           "`destroy` succeeded: its refresh found the deleted pod gone (404) and dropped it, the stopped one "
+           "was deleted", n)

@@ -62,8 +62,6 @@ def test_a_pod_that_stopped_itself_is_started_again_by_up_with_refresh(engine_em
     check_woken(engine_emulator, d, pod_id)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the provider's wake (helper F, issue 13 §7): a plain `pulumi up` "
-                                       "does not read the pod, so it does not see that the pod stopped itself")
 def test_a_pod_that_stopped_itself_is_started_again_by_a_plain_up(engine_emulator, tmp_path, monkeypatch, pod_script):
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
     pod_id = d.up().outputs["olmocr_pod_id"].value

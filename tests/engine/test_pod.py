@@ -48,7 +48,9 @@ def test_no_capacity_anywhere_names_every_candidate_and_creates_nothing(engine_e
         d.up()
     msg = str(e.value)
     for gpu in ("NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"):
-        assert f"{gpu}: no stock in EU-RO-1" in msg
+        # Every type was still asked (stock is a hint), and the error names each answer.
+        assert f"{gpu}: 400 There are no longer any instances available" in msg
+        assert f"{gpu}: 400" in msg and "(catalog stock: NONE)" in msg
     assert engine_emulator.pods() == []
 
 

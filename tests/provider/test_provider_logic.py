@@ -15,7 +15,7 @@ from runpod_provider.client import USER_AGENT
 from runpod_provider.naming import is_pod_name_of, is_stack_pod, name_prefix, new_pod_name, stack_prefix
 from runpod_provider.pod import PodProvider
 from runpod_provider.polling import Backoff, poll_delays, poll_until
-from runpod_provider.readiness import NotReady, ReadinessWaiter
+from runpod_provider.readiness import BootMark, NotReady, ReadinessWaiter, boot_is_new
 from runpod_provider.spec import (
     ACTION_KEYS,
     CHANGE_KINDS,
@@ -25,6 +25,7 @@ from runpod_provider.spec import (
     REPLACE_KEYS,
     Change,
     PodSpec,
+    Probe,
     change_kinds,
 )
 from runpod_provider.wire import Pod
@@ -297,7 +298,7 @@ def waiter(pods, probes=(), timeout_s=100):
             raise pod
         return Pod.model_validate(pod)
 
-    return ReadinessWaiter(get_pod=get_pod, read_logs=lambda: [], probes=list(probes),
+    return ReadinessWaiter(get_pod=get_pod, read_logs=lambda _last: [], probes=list(probes),
                            timeout_s=timeout_s, say=lambda _: None, schedule=lambda: Backoff(1).delays(),
                            clock=t.clock, sleep=t.sleep)
 
@@ -348,3 +349,68 @@ def test_a_missing_pod_still_ends_the_wait():
     w = waiter([{"id": "p", "status": "STARTING"}, api_errors.NotFoundError("GET", "/v2/pods/p", 404)])
     with pytest.raises(api_errors.NotFoundError):
         w.wait()
+# --- issue 13: a new boot after a start/PATCH, progress instead of total time -------------------
+OLD_START = "2026-12-01T10:00:00Z"
+
+
+def mark_of(pod: dict, at: float = 0.0, log_ids=()) -> BootMark:
+    return BootMark(pod["status"], Pod.model_validate(pod).startedAt, at, frozenset(log_ids),
+                    log_ids[-1] if log_ids else None)
+
+
+def test_a_new_boot_is_proven_by_the_status_walk_startedat_or_a_short_uptime():
+    before = {"id": "p", "status": "RUNNING", "startedAt": OLD_START, "runtime": {"uptime": 500}}
+    mark = mark_of(before, at=0.0)
+    same = Pod.model_validate({**before, "runtime": {"uptime": 510}})
+    assert not boot_is_new(same, mark, now=10.0)  # the old container, still up
+    assert not boot_is_new(Pod.model_validate({**before, "status": "EXITED", "runtime": None}), mark, now=10.0)
+    assert boot_is_new(Pod.model_validate({**before, "status": "STARTING", "runtime": None}), mark, now=10.0)
+    assert boot_is_new(Pod.model_validate({**before, "startedAt": "2026-12-01T10:09:00Z"}), mark, now=10.0)
+    assert boot_is_new(Pod.model_validate({**before, "runtime": {"uptime": 3}}), mark, now=10.0)
+    assert not boot_is_new(Pod.model_validate({**before, "runtime": {"uptime": 10}}), mark, now=10.0)  # rounding
+    assert boot_is_new(same, None, now=0.0)  # no start/PATCH: nothing to prove
+
+
+def waiter_after(pods, mark, logs=(), **kw):
+    t = FakeTime()
+    it, batches = iter(pods), iter(logs)
+    return ReadinessWaiter(get_pod=lambda: Pod.model_validate(next(it)),
+                           read_logs=lambda _last: next(batches, []), probes=[], timeout_s=kw.pop("timeout_s", 100),
+                           say=lambda _: None, schedule=lambda: Backoff(1).delays(), clock=t.clock, sleep=t.sleep,
+                           after=mark, **kw)
+
+
+def test_after_a_start_exited_is_not_final_until_a_new_boot_shows():
+    stopped = {"id": "p", "status": "EXITED", "startedAt": OLD_START}
+    pods = [stopped, stopped, {**stopped, "status": "STARTING"},
+            {**stopped, "status": "RUNNING", "startedAt": "2026-12-01T11:00:00Z", "runtime": {"uptime": 1}}]
+    w = waiter_after(pods, mark_of(stopped))
+    assert w.wait().container_up and w.polls == 4
+
+
+def test_after_a_start_a_pod_that_never_leaves_exited_fails_after_the_grace():
+    stopped = {"id": "p", "status": "EXITED", "startedAt": OLD_START}
+    w = waiter_after([stopped] * 20, mark_of(stopped), boot_grace_s=5)
+    with pytest.raises(NotReady, match="did not restart"):
+        w.wait()
+
+
+def test_the_startups_failed_line_ends_the_wait_with_its_error():
+    up = {"id": "p", "status": "RUNNING", "runtime": {"ports": []}}
+    logs = [[("1", "runpod-deploy phase=prepare"), ("2", "runpod-deploy error=vLLM install failed")],
+            [("3", "runpod-deploy phase=failed")]]
+    w = waiter_after([up] * 5, None, logs=logs)
+    w.probes = [Probe(port=8000)]
+    w._probe_ok = lambda *_: False
+    with pytest.raises(NotReady, match="vLLM install failed"):
+        w.wait()
+
+
+def test_no_new_line_for_the_stall_time_fails_but_progress_keeps_the_wait_going():
+    up = {"id": "p", "status": "RUNNING", "runtime": {"ports": []}}
+    lines = [[(str(i), f"runpod-deploy: download {i}%")] for i in range(1, 30)]
+    w = waiter_after([up] * 40, None, logs=lines, stall_s=3, timeout_s=1000)
+    w.probes, w._probe_ok = [Probe(port=8000)], (lambda *_: False)
+    with pytest.raises(NotReady, match="no progress for"):
+        w.wait()
+    assert w.polls >= 30  # 29 polls with a new line each went on past the 3 s stall time

@@ -1,0 +1,79 @@
+"""What the emulator plays of the live v2 API's harsher behaviour (issue 13), each behind a switch:
+capacity wordings, the pool-access 403, a lagging catalog, the key `startSsh` injects, startup
+progress/errors, and a long rate-limit window."""
+from __future__ import annotations
+
+import time
+
+from runpod_emulator.state import CAPACITY_DETAILS, DEFAULT_SSH_KEYS, POOL_DETAIL
+
+
+def test_capacity_400s_cycle_through_the_live_wordings(emulator, api, pod_body):
+    emulator.set_stock("EU-RO-1", "NVIDIA L40S", "NONE")
+    details = [api.post("/pods", json=pod_body).json()["detail"] for _ in CAPACITY_DETAILS]
+    assert details == list(CAPACITY_DETAILS) and len(set(details)) == 3
+
+
+def test_a_denied_pool_answers_403_for_that_gpu_only(emulator, api, pod_body):
+    emulator.deny_pool("NVIDIA L40S")
+    response = api.post("/pods", json=pod_body)
+    assert response.status_code == 403 and response.json()["detail"] == POOL_DETAIL
+    assert api.create(pod_body, gpu={"id": "NVIDIA A100 80GB PCIe", "count": 1})["gpu"]["id"] == "NVIDIA A100 80GB PCIe"
+
+
+def test_the_catalog_can_lag_behind_placement(emulator, api, pod_body):
+    emulator.set_catalog_stock("EU-RO-1", "NVIDIA L40S", "NONE")
+    gpus = api.get("/catalog/gpus", params={"include": "AVAILABILITY", "product": "POD"}).json()["gpus"]
+    [l40s] = [g for g in gpus if g["id"] == "NVIDIA L40S"]
+    assert "EU-RO-1" not in [dc["id"] for dc in l40s.get("dataCenters", [])]
+    assert api.create(pod_body)["gpu"]["id"] == "NVIDIA L40S"  # placement still finds one
+
+
+def test_stock_honours_min_cuda_version(emulator, api):
+    gpus = api.get("/catalog/gpus", params={"include": "AVAILABILITY", "product": "POD",
+                                             "minCudaVersion": "13.0"}).json()["gpus"]
+    [l40s] = [g for g in gpus if g["id"] == "NVIDIA L40S"]
+    dcs = {dc["id"] for dc in l40s["dataCenters"]}
+    assert "EU-RO-1" in dcs and "EU-SE-1" not in dcs and "US-TX-3" not in dcs  # 12.8 hosts only there
+
+
+def test_start_ssh_injects_the_account_key_and_a_patch_of_env_drops_it(emulator, api, pod_body):
+    pod = api.create(pod_body, startSsh=True)
+    assert pod["env"]["PUBLIC_KEY"] == DEFAULT_SSH_KEYS[0]
+    assert api.create(pod_body)["env"].get("PUBLIC_KEY") is None  # only with startSsh
+    patched = api.patch(f"/pods/{pod['id']}", json={"env": {"A": "1"}}).json()
+    assert patched["env"] == {"A": "1"}  # env replaces the whole map (runpod/runpodctl#268)
+
+
+def _lines(emulator, pod_id) -> list[str]:
+    lines, _ = emulator.world.log_backlog(pod_id, None, 5000, None, None)
+    return [line.line for line in lines]
+
+
+def test_startup_error_prints_the_error_then_failed_and_never_serves(emulator, api, pod_body):
+    emulator.world.startup = {"mode": "error", "text": "vLLM install failed"}
+    pod_id = api.create(pod_body)["id"]
+    api.wait_ready(pod_id)
+    time.sleep(0.5)
+    lines = _lines(emulator, pod_id)
+    assert "runpod-deploy error=vLLM install failed" in lines and lines[-1] == "runpod-deploy phase=failed"
+    assert api.proxy(pod_id, 8000).status_code == 502
+
+
+def test_slow_startup_prints_progress_before_ready(emulator, api, pod_body):
+    emulator.world.startup = {"mode": "slow", "seconds": 1.0}
+    pod_id = api.create(pod_body)["id"]
+    api.wait_proxy(pod_id, 8000, 200, timeout=10)
+    lines = _lines(emulator, pod_id)
+    progress = [line for line in lines if line.startswith("runpod-deploy: download")]
+    assert len(progress) >= 2 and lines.index(progress[-1]) < lines.index("runpod-deploy phase=ready")
+
+
+def test_a_rate_window_answers_429_with_the_time_left_then_ends(emulator, api):
+    emulator.inject(kind="rate_window", seconds=1.5, method="GET", path="/v2/pods")
+    response = api.get("/pods")
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 2 and '"hour";r=0' in response.headers["RateLimit"]
+    assert emulator.faults.pending() == []  # it fired
+    time.sleep(1.6)
+    assert api.get("/pods").status_code == 200
