@@ -1,6 +1,6 @@
 """Regenerate docs/reliability.md from the tests: `python scripts/reliability_report.py`.
 
-Runs tests/engine/test_faults.py, test_failure_messages.py and test_bad_input.py (the real Pulumi
+Runs tests/engine/test_faults.py, test_lifecycle.py, test_failure_messages.py and test_bad_input.py (the real Pulumi
 CLI against the RunPod emulator) with env RELIABILITY_REPORT set, so each test appends its row (case, what the
 program did, pods leaked as measured on the emulator) to a JSON-lines file; then renders those rows
 as the table below the marker in docs/reliability.md. The hand-written text above the marker is
