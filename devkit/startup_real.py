@@ -103,6 +103,9 @@ class RealHarness(Harness):
             UV_CACHE_DIR=str(self.uv_cache),
             UV_PYTHON_DOWNLOADS="never",  # no network but the package index: use the local Pythons
             UV_NO_PROGRESS="1",
+            # The platform's trust store, as pip uses: a machine whose package index sits behind its
+            # own CA (a proxy) then works even where SSL_CERT_FILE is not exported.
+            UV_SYSTEM_CERTS="1",
             INSTALL_ATTEMPTS="1",
             LOCK_WAIT_S="5",
         )
