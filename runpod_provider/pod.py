@@ -40,6 +40,9 @@ CREATE_ADOPT_WAIT_S = 60.0
 # After DELETE, how long and how often to read the pod until it is gone.
 DELETE_WAIT_S = 300.0
 DELETE_POLL = Backoff(first_s=0.5, factor=2.0, cap_s=10.0)
+# After a new key was set: `destroy` must run the program (a plain one configures the provider from the
+# state, i.e. with the old key) and skip the refresh (which reads with the state's provider too).
+NEW_KEY_DESTROY = "pulumi destroy --run-program --refresh=false"
 # After a start answered with an error (outcome unknown): how often to look for the new boot.
 START_POLL = Backoff(first_s=1.0, factor=1.5, cap_s=10.0)
 # How long a DELETE keeps honouring RunPod's Retry-After (an hour window can ask ~30 min): a pod
@@ -192,7 +195,14 @@ class PodProvider(dynamic.ResourceProvider):
         except api_errors.NotFoundError:
             return dynamic.ReadResult("", {})  # a blank id drops the resource from state
         except api_errors.RunPodError as e:
-            raise RunPodFailed(e, f"reading pod {id_}", "the state is unchanged", None) from None
+            # Every `up`, `refresh` and `destroy` reads first (Pulumi.yaml: refresh always), and that read
+            # uses the provider as the state recorded it, i.e. the key the pod was created with: a new
+            # key reaches the provider only when the program runs, without the refresh.
+            pods = f"pod {id_} is still in the stack's state, unchanged"
+            if isinstance(e, api_errors.AuthError):
+                pods += " (after a new key, `pulumi up` also needs `--refresh=false` once)"
+            again = NEW_KEY_DESTROY if isinstance(e, api_errors.AuthError) else None
+            raise RunPodFailed(e, f"reading pod {id_}", pods, again) from None
         finally:
             client.close()
         if pod.gone:
@@ -259,7 +269,7 @@ class PodProvider(dynamic.ResourceProvider):
         except api_errors.RunPodError as e:
             # A plain `destroy` configures the provider from the state, i.e. with the key the pods were
             # created with: a new key reaches it only when the program runs.
-            again = "pulumi destroy --run-program" if isinstance(e, api_errors.AuthError) else "pulumi destroy"
+            again = NEW_KEY_DESTROY if isinstance(e, api_errors.AuthError) else "pulumi destroy"
             raise RunPodFailed(e, f"deleting pod {id_}", f"pod {id_} is still in the stack's state (and bills while it "
                                "runs)", again) from None
         finally:

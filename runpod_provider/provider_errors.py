@@ -92,6 +92,8 @@ def what_runpod_did(err: Exception) -> tuple[str, str]:
     if not isinstance(err, e.RunPodError):
         return str(err).splitlines()[0], "check the pod in the RunPod console (`make pods` lists this stack's pods)"
     detail = (getattr(err, "detail", None) or getattr(err, "title", None) or str(err))[:200]
+    if err.errors:  # a 422's list of what broke the schema is the useful part
+        detail += " [" + "; ".join(err.errors)[:400] + "]"
     status = getattr(err, "status", None)
     if isinstance(err, e.AuthError):
         return (f"RunPod refused the API key ({status}: {detail})",

@@ -71,7 +71,7 @@ def test_when_the_ceiling_leaves_no_gpu_with_capacity_the_error_gives_each_reaso
     msg = str(e.value)
     for part in (f"{L40S}: $0.86/h in SECURE is above maxPricePerHour $0.7/h",
                  f"{A100}: $1.39/h in SECURE is above maxPricePerHour $0.7/h",
-                 f"{RTX4090}: no ", "or raise maxPricePerHour"):  # 4090: "no stock" or "no capacity"
+                 f"{RTX4090}: 400 ", "(catalog stock: NONE)", "or raise maxPricePerHour"):  # 4090: tried, refused
         assert part in msg, f"{part!r} not in:\n{msg[-2500:]}"
     # At most the 4090 was tried; nothing bills.
     assert len(creates(engine_emulator)) <= 1 and engine_emulator.pods() == []
