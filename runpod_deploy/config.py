@@ -18,7 +18,7 @@ from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from runpod_provider.client import ApiKeyError, find_api_key
@@ -57,12 +57,21 @@ def _is_text(field: FieldInfo) -> bool:
                                                           for a in args))
 
 
-def _json(value: str | None, key: str, problems: list[str]) -> Any:
+def _is_structure(field: FieldInfo) -> bool:
+    """A map, a list or a settings object (Optional or not), as opposed to a number or a flag."""
+    kinds = get_args(field.annotation) if get_origin(field.annotation) in (Union, UnionType) else (field.annotation,)
+    return any(get_origin(k) in (dict, list) or k in (dict, list) or (isinstance(k, type) and issubclass(k, BaseModel))
+               for k in kinds)
+
+
+def _json(value: str | None, key: str, field: FieldInfo, problems: list[str]) -> Any:
     if value is None:
         return None
     try:
         return json.loads(value)
     except json.JSONDecodeError as e:
+        if not _is_structure(field):  # a word for a number or a flag: the schema says which type it wants
+            return value
         problems.append(f"{NS}:{key}: not valid JSON/YAML structure ({e.msg}); set it as an object or list")
         return None
 
@@ -91,7 +100,7 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None,
         if not value and meta.get("env"):
             value = env.get(meta["env"]) or value
         if value is not None:
-            raw[key] = value if _is_text(field) else _json(value, key, problems)
+            raw[key] = value if _is_text(field) else _json(value, key, field, problems)
     if raw.get("models") is None and not problems:
         problems.append(f"{NS}:models is not set: describe at least one model (see Pulumi.dev.yaml)")
     if problems:
@@ -306,6 +315,15 @@ def _explain(err: dict[str, Any]) -> str:
         msg = f"must be a list{got}, e.g. [\"--max-num-seqs\", \"64\"] or one `- item` per line in YAML"
     elif kind in ("int_type", "int_from_float", "int_parsing"):
         msg = f"must be a whole number{got}"
+    elif kind in ("float_type", "float_parsing"):
+        msg = f"must be a number{got}"
+    elif kind in ("dict_type", "model_type") and loc == ["models"]:
+        msg = ("must be a map of model name → settings, e.g. `models: {olmocr: {modelId: …}}` "
+               "(one key per model, as in Pulumi.dev.yaml), not a list")
+    elif kind == "model_type":
+        msg = "must be a map of settings (key: value), as in Pulumi.dev.yaml; see docs/config.md for the keys"
+    elif kind == "dict_type":
+        msg = "must be a map (key: value), as in Pulumi.dev.yaml"
     elif kind == "bool_type":
         msg = f"must be true or false{got}"
     else:

@@ -156,3 +156,35 @@ def test_runpod_failures_are_one_line_with_the_pods_and_the_next_command(err, sa
     msg = str(RunPodFailed(err, "deleting pod x", "pod x is still in the stack's state", "pulumi destroy"))
     assert says in msg and "pod x is still in the stack's state" in msg and msg.endswith("run `pulumi destroy` again")
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("key,value,says", [
+    # A top-level number or flag set to a word: told what type is expected, not "object or list".
+    ("runpod-deploy:readyTimeoutSeconds", "soon",
+     "runpod-deploy:readyTimeoutSeconds: must be a whole number (got 'soon')"),
+    ("runpod-deploy:maxPricePerHour", "cheap", "runpod-deploy:maxPricePerHour: must be a number (got 'cheap')"),
+    ("runpod-deploy:startSsh", "maybe", "runpod-deploy:startSsh: must be true or false (got 'maybe')"),
+    # A structure that is not JSON at all still gets the structure message.
+    ("runpod-deploy:gpuTypes", "[oops", "runpod-deploy:gpuTypes: not valid JSON/YAML structure"),
+])
+def test_a_word_where_a_number_or_flag_is_expected_is_told_the_type(key, value, says):
+    [p] = problems({key: value})
+    assert p.startswith(says), p
+
+
+def test_a_nested_number_set_to_a_word_is_told_a_number():
+    [p] = problems(models(maxPricePerHour="cheap"))
+    assert p == "runpod-deploy:models.olmocr.maxPricePerHour: must be a number (got 'cheap')"
+
+
+def test_models_given_as_a_list_is_told_it_is_a_map_of_model_names():
+    [p] = problems({"runpod-deploy:models": [{"modelId": "allenai/olmOCR-2-7B-1025-FP8"}]})
+    assert p.startswith("runpod-deploy:models: must be a map of model name → settings"), p
+    assert "valid dictionary" not in p
+
+
+def test_a_model_given_as_a_word_is_told_it_is_a_map_of_settings():
+    m = models()
+    m["runpod-deploy:models"]["olmocr"] = "allenai/olmOCR-2-7B-1025-FP8"
+    [p] = problems(m)
+    assert p.startswith("runpod-deploy:models.olmocr: must be a map of settings"), p
