@@ -25,6 +25,8 @@ from runpod_provider.client import ApiKeyError, find_api_key
 from runpod_provider.naming import PREFIX_MAX
 from runpod_provider.provider_errors import MISSING_API_KEY
 
+from startup.agent.protocol import VLLM_PORT, WEBUI_PORT
+
 from . import pricing
 from .schema import DEFAULT_GPU_TYPES, MODEL_NAME_MAX, NS, GpuProfile, ModelConfig, StackConfig
 
@@ -159,7 +161,7 @@ JSON_FLAGS = frozenset({
     "--compilation-config", "--additional-config", "--override-pooler-config", "--pooler-config",
     "--model-loader-extra-config", "--structured-outputs-config", "--default-chat-template-kwargs",
 })
-PROGRAM_PORTS = {8000: "vLLM", 3000: "Open WebUI", 22: "SSH"}
+PROGRAM_PORTS = {VLLM_PORT: "vLLM", WEBUI_PORT: "Open WebUI", 22: "SSH"}
 
 
 def _flags(args: list[str]) -> list[tuple[str, str | None]]:

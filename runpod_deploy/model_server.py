@@ -7,13 +7,13 @@ import pulumi
 
 from runpod_provider import naming
 from runpod_provider.pod import Pod
+from startup.agent.protocol import VLLM_PORT, WEBUI_PORT  # the pod agent listens there: one owner
 
 from . import pod_env
 from .name_token import NameToken
 from .schema import ModelConfig, StackConfig
 from .secret import GeneratedSecret
 
-VLLM_PORT, WEBUI_PORT = 8000, 3000
 PORTS = [f"{VLLM_PORT}/http", f"{WEBUI_PORT}/http", "22/tcp"]  # 22/tcp: SSH, as with the old scripts
 
 

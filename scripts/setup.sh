@@ -31,11 +31,9 @@ venv() {
   sum="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" "$ROOT/pyproject.toml" | cksum)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
     say "installing Python requirements"
-    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check \
-      -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
-    # The project itself, editable and without deps (pinned above): gives it package metadata, so
-    # the RunPod client's User-Agent carries the version from pyproject.toml.
-    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT"
+    # The project itself, editable, with its pins and the dev extra (pyproject.toml holds them all);
+    # its package metadata gives the RunPod client's User-Agent the project's version.
+    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[dev]"
     printf '%s' "$sum" >"$stamp"
   fi
 }
