@@ -1,7 +1,7 @@
 """Operator commands that replace the seed's shell scripts: `python -m runpod_deploy.run gpus|pods`
 (`make gpus`, `make pods`).
 
-- `gpus`: GPU stock in the data center for the preference list (the v2 catalog);
+- `gpus`: GPU stock in the stack's data center and cloud for its GPU lists (the v2 catalog);
 - `pods`: this stack's pods with status, GPU and $/hour.
 
 Deploying is the plain Pulumi CLI (`pulumi up`, `make up`); these only read from RunPod. The RunPod
@@ -11,52 +11,74 @@ key comes from the stack's config (`pulumi config get`, never creating a stack) 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "runpod-deploy"
 
 
-def _stack_api_key(stack: str, project_dir: Path) -> str | None:
-    """An existing stack's runpod:apiKey, read with `pulumi config get` (outside a Pulumi program).
-    Reads only: a missing stack, passphrase or CLI gives None, and no stack is created."""
+def _stack_config(stack: str, project_dir: Path) -> dict[str, str]:
+    """An existing stack's config as the raw strings `pulumi config get` gives (objects as JSON), read
+    in one `pulumi config --json --show-secrets` outside a Pulumi program. Reads only: a missing
+    stack, passphrase or CLI gives {}, and no stack is created."""
     try:
-        res = subprocess.run(["pulumi", "config", "get", "runpod:apiKey", "--stack", stack], cwd=project_dir,
+        res = subprocess.run(["pulumi", "config", "--json", "--show-secrets", "--stack", stack], cwd=project_dir,
                              capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (res.stdout.strip() or None) if res.returncode == 0 else None
+        values = json.loads(res.stdout) if res.returncode == 0 else {}
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+    return {k: v["value"] for k, v in values.items() if isinstance(v, dict) and v.get("value") is not None}
+
+
+def _setting(config: dict[str, str], name: str) -> Any:
+    """A stack setting as the program reads it: the stack's value, else the schema's env fallback, else
+    the schema's default (the schema owns both; nothing repeated here)."""
+    from runpod_deploy.config import config_key
+    from runpod_deploy.schema import StackConfig
+
+    field = StackConfig.model_fields[name]
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    raw = config.get(config_key(name)) or (os.environ.get(extra["env"]) if extra.get("env") else None)
+    if raw is None:
+        return None if field.is_required() else field.get_default(call_default_factory=True)
+    return raw if field.annotation is str or name in ("data_center", "cloud") else json.loads(raw)
 
 
 def _client(args: argparse.Namespace):
     from runpod_provider.client import RunPodClient, find_api_key
     from runpod_provider.provider_errors import MISSING_API_KEY
 
-    key = find_api_key(_stack_api_key(args.stack, args.work_dir))
+    key = find_api_key(args.config.get("runpod:apiKey"))
     if key is None:
         sys.exit(f"runpod-deploy {args.command}: {MISSING_API_KEY} (stack {args.stack})")
     return RunPodClient(key)
 
 
 def cmd_gpus(args: argparse.Namespace) -> None:
-    """GPU stock per type in the data center, for the preference list (replaces the seed's GraphQL curl)."""
-    from runpod_deploy.config import DEFAULT_GPU_TYPES
-
+    """GPU stock per type in the stack's data center and cloud, for the stack's preference list and
+    any model's own list (replaces the seed's GraphQL curl)."""
+    data_center = args.data_center or _setting(args.config, "data_center")
+    cloud = _setting(args.config, "cloud")
+    wanted = args.gpu or list(dict.fromkeys(
+        [*_setting(args.config, "gpu_types")]
+        + [g for m in (_setting(args.config, "models") or {}).values() if isinstance(m, dict)
+           for g in m.get("gpuTypes") or []]))
     client = _client(args)
-    wanted = args.gpu or DEFAULT_GPU_TYPES
-    types = {t.id: t for t in client.gpu_types(gpu_count=1, cloud="SECURE")}
-    print(f"{'GPU type':28} {'VRAM':>5} {'$/h':>6}  stock in {args.data_center}")
+    types = {t.id: t for t in client.gpu_types(gpu_count=1, cloud=cloud)}
+    print(f"{'GPU type':28} {'VRAM':>5} {'$/h':>6}  stock in {data_center} ({cloud} cloud)")
     for gpu in wanted:
         t = types.get(gpu)
         if t is None:
             print(f"{gpu:28} {'?':>5} {'?':>6}  not a RunPod GPU type id")
             continue
-        price = t.price.secure if t.price else None
+        price = t.hourly_price(cloud)
         print(f"{gpu:28} {t.memory or '?':>5} {price if price is not None else '?':>6}  "
-              f"{t.stock_in(args.data_center) or 'NONE'}")
+              f"{t.stock_in(data_center) or 'NONE'}")
 
 
 def cmd_pods(args: argparse.Namespace) -> None:
@@ -78,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["gpus", "pods"])
     parser.add_argument("--stack", default="dev", help="the stack whose key (and, for pods, whose pods) to use")
     parser.add_argument("--work-dir", type=Path, default=ROOT, help="where Pulumi.yaml and Pulumi.<stack>.yaml are")
-    parser.add_argument("--data-center", default=os.environ.get("PREFERRED_DATACENTER", "EU-RO-1"))
+    parser.add_argument("--data-center", help="gpus: the data center to show (default: the stack's dataCenter)")
     parser.add_argument("--gpu", action="append", help="gpus: GPU type ids to show (default: the preference list)")
     args = parser.parse_args(argv)
+    args.config = _stack_config(args.stack, args.work_dir)
     from runpod_provider.api_errors import RunPodError
     from runpod_provider.client import ApiKeyError
     from runpod_provider.provider_errors import what_runpod_did

@@ -72,3 +72,20 @@ def test_without_a_key_the_commands_say_how_to_set_one_and_create_no_stack(emula
     backend = Path(sandbox["PULUMI_BACKEND_URL"].removeprefix("file://"))
     assert not list(backend.rglob("*.json")), "a read-only command created a stack"
     assert not (ROOT / "Pulumi.nosuchstack.yaml").exists(), "a read-only command wrote a stack file"
+
+
+@pytest.mark.engine
+def test_gpus_shows_the_stacks_own_gpu_list_cloud_and_data_center(emulator, sandbox, tmp_path):
+    """`make gpus` reads the stack's gpuTypes (and each model's), cloud and dataCenter, not fixed defaults."""
+    from devkit.cli import Project
+    from devkit.program import checkout
+
+    project = Project(checkout(tmp_path / "project"), env=sandbox)
+    team = project.stack("team")
+    team.set_config("runpod:apiKey", emulator.api_key, secret=True)
+    team.set_config("runpod-deploy:cloud", "COMMUNITY")
+    team.set_config("runpod-deploy:gpuTypes", '["NVIDIA GeForce RTX 4090"]')
+    out = run(emulator, sandbox, "gpus", "--stack", "team", "--work-dir", str(project.path)).stdout
+    header, *rows = out.splitlines()
+    assert "(COMMUNITY cloud)" in header and "stock in EU-RO-1" in header
+    assert [r.split("  ")[0].strip() for r in rows][0] == "NVIDIA GeForce RTX 4090"
