@@ -25,7 +25,7 @@ from runpod_provider.client import ApiKeyError, find_api_key
 from runpod_provider.naming import PREFIX_MAX
 from runpod_provider.provider_errors import MISSING_API_KEY
 
-from . import pricing
+from . import pod_env, pricing
 from .schema import DEFAULT_GPU_TYPES, MODEL_NAME_MAX, NS, GpuProfile, ModelConfig, StackConfig
 
 __all__ = ["NS", "DEFAULT_GPU_TYPES", "ConfigError", "GpuProfile", "ModelConfig", "StackConfig", "load",
@@ -121,6 +121,7 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None,
             where = f"{NS}:models.{name}.gpuTypes" if m.gpu_types else f"{NS}:gpuTypes"
             problems.append(f"{NS}:models.{name}.gpuProfiles: no profile for {uncovered} (listed in {where}) and no "
                             "'default' profile; add a 'default' profile, or one per GPU type")
+    problems += pod_env.payload_problems()  # what every pod gets in env STARTUP_B64 has a size budget
     if problems:
         raise ConfigError(problems)
     return cfg
