@@ -70,7 +70,7 @@ def pack(src: Path, dest: Path, *, log: Callable[[str], None]) -> None:
     finally:
         for p in (tmp, tmp_side):
             p.unlink(missing_ok=True)
-    log(f"wrote {tar} ({size} bytes, sha256 {digest.hexdigest()[:12]}…)")
+    log(f"wrote {tar} ({size} bytes, sha256 {digest.hexdigest()[:12]})")
 
 
 def unpack(dest: Path, target: Path, *, log: Callable[[str], None]) -> int:

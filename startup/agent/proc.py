@@ -98,7 +98,7 @@ class Children:
 
 
 class Supervisor:
-    """Runs one service and restarts it when it exits: after backoff × 2^(n-1) s, capped; after
+    """Runs one service and restarts it when it exits: after backoff * 2^(n-1) s, capped; after
     max_restarts consecutive crashes (a run of reset_s seconds resets the count) it gives up with an
     error= line. `before(attempt)` may run a step first (Open WebUI's admin step) and returns extra env
     for this start; `after(rc, ran_s)` sees each exit."""

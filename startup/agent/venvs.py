@@ -33,7 +33,7 @@ class InstallFailed(SetupFailed):
 
 @dataclass(frozen=True)
 class Spec:
-    name: str  # vllm / openwebui: the prefix of its output lines ([install-vllm] …)
+    name: str  # vllm / openwebui: the prefix of its output lines ([install-vllm] ...)
     version: str
     python: str
     requirement: str
@@ -76,11 +76,13 @@ class Venvs:
         self.s.venv_root.mkdir(parents=True, exist_ok=True)
         dest = self.dest(spec)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if self._restore(spec, quiet=False):
+        first = self._restore(spec, quiet=False)
+        if first == "restored":
             return env_dir
         with volume_lock(dest.with_name(dest.name + ".lock"), wait_s=self.s.LOCK_WAIT_S, say=self.out.say,
                          nap=self.children.nap):  # two pods sharing the volume build it once
-            if self._restore(spec, quiet=True):
+            # Another pod may have written it while we waited; a corrupt one is not read twice.
+            if first == "missing" and self._restore(spec, quiet=True) == "restored":
                 return env_dir
             self._install(spec)
             self._pack(spec)
@@ -89,12 +91,13 @@ class Venvs:
     def _say(self, spec: Spec):
         return lambda text: self.out.say(f"{spec.name}: {text}")
 
-    def _restore(self, spec: Spec, *, quiet: bool) -> bool:
+    def _restore(self, spec: Spec, *, quiet: bool) -> str:
+        """"restored", "missing" or "corrupt" (rebuild); SetupFailed when the disk is too small."""
         home, dest = self.home(spec), self.dest(spec)
         if not self.arc.exists(dest):
             if not quiet:
                 self.out.say(f"{spec.name}: no archive of {spec.requirement} on the volume ({dest}): installing")
-            return False
+            return "missing"
         for attempt in (1, 2):
             self.children.check()
             shutil.rmtree(home, ignore_errors=True)
@@ -106,28 +109,28 @@ class Venvs:
                 raise SetupFailed(1, f"{spec.name}: {e}: the container disk is too small for the venvs (~20 GB); "
                                      "raise containerDiskGb (default 50) in the stack config and run `pulumi up`") from None
             except archive.ArchiveMissing:
-                return False
+                return "missing"
             except archive.ArchiveCorrupt as e:
                 self.out.error(f"{spec.name}: {e}: rebuilding it")
                 shutil.rmtree(home, ignore_errors=True)
-                return False
+                return "corrupt"
             except archive.ArchiveError as e:
                 shutil.rmtree(home, ignore_errors=True)
                 if attempt == 1:
                     self.out.say(f"{spec.name}: restoring {dest} failed ({e}); trying once more")
                     continue
                 self.out.error(f"{spec.name}: restoring {dest} failed again ({e}): installing instead")
-                return False
+                return "corrupt"
             if not self._runs(spec):
                 self.out.error(f"{spec.name}: the venv restored from {dest} does not run (its Python is missing): "
                                "rebuilding it")
                 shutil.rmtree(home, ignore_errors=True)
-                return False
+                return "corrupt"
             self._marker(spec).write_text(self.key(spec) + "\n")
             self.out.say(f"{spec.name}: restored {self.env_dir(spec)} from {dest} ({size} bytes) in "
                          f"{time.monotonic() - t0:.0f}s; nothing installed")
-            return True
-        return False
+            return "restored"
+        return "corrupt"
 
     def _runs(self, spec: Spec) -> bool:
         try:
