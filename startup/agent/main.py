@@ -277,10 +277,12 @@ def main() -> int:
     out = Out()
     out.raw(protocol.boot_line(protocol.new_boot_id()))
     agent = Agent(dict(os.environ), out)
-    # Children get envs built from allowlists (childenv.py); this also keeps the secrets from any
-    # process started without one (tar in archive.py, nvidia-smi).
-    for name in (*protocol.SECRET_ENV_VARS, protocol.RUNPOD_POD_KEY_ENV, protocol.PAYLOAD_ENV):
-        os.environ.pop(name, None)
+    # Children get envs built from allowlists (childenv.py). A process started without one (tar in
+    # archive.py, nvidia-smi) inherits this process's env: cut down to the same base allowlist.
+    keep = {*childenv.BASE, *(os.environ.get("AGENT_PASS_ENV") or "").split(",")} - {
+        *protocol.SECRET_ENV_VARS, protocol.RUNPOD_POD_KEY_ENV}
+    for name in set(os.environ) - keep:
+        del os.environ[name]
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, agent.on_signal)
     return agent.run()

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import shutil
 import signal
 import time
 import urllib.error
@@ -14,6 +16,7 @@ import urllib.request
 import pytest
 from devkit.startup import DEV_MODELS, OLMOCR, PHASES, QWEN, SECRETS, pid_alive, sha
 
+from runpod_deploy import pod_env
 from startup.agent import archive
 
 READY = r"^runpod-deploy phase=ready$"
@@ -533,3 +536,152 @@ def test_a_second_copy_in_the_same_container_leaves_the_first_alone(h):
     assert second.lines[0].startswith("runpod-deploy boot=")
     assert len(h.records("vllm")) == 1 and first.proc.poll() is None
     first.stop()
+
+
+# ------------------------------------------------------------------ what each child gets, and the shared volume
+# Keys every child gets (the harness passes the stubs' STUB_* knobs through AGENT_PASS_ENV, a test knob).
+COMMON = {"PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "PWD"}
+SECRET_NAMES = {"VLLM_API_KEY", "HF_TOKEN", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "WEBUI_ADMIN_EMAIL",
+                "OPENAI_API_KEY", "RUNPOD_API_KEY"}
+
+
+def own_keys(rec) -> set[str]:
+    return {k for k in rec["env"] if k not in COMMON and not k.startswith("STUB_")}
+
+
+def test_each_child_gets_only_the_env_it_needs(h):
+    run = h.start(RUNPOD_POD_ID="pod1", RUNPOD_API_KEY="rpa_pod_SECRET_77")
+    settled(run)
+    run.wait_for(r"Open WebUI is up")
+    assert run.stop() == 0
+    by_tool: dict[str, list[dict]] = {}
+    for rec in h.records():
+        by_tool.setdefault(rec["tool"], []).append(rec)
+    uv_env = {"UV_CACHE_DIR", "UV_LINK_MODE"}
+    hf = {"HF_HOME", "HF_HUB_CACHE", "HF_HUB_ENABLE_HF_TRANSFER", "HF_XET_CHUNK_CACHE_SIZE_BYTES"}
+    for rec in [r for r in by_tool["uv"] if r["argv"][0] != "tool"]:  # installers: no secret at all
+        assert own_keys(rec) == uv_env | {"UV_PYTHON_INSTALL_DIR"}, rec["argv"]
+        # uv's cache on the container disk, never the image's /workspace/.cache/uv
+        assert rec["env"]["UV_CACHE_DIR"] == str(h.disk / "uv-cache") and rec["env"]["UV_LINK_MODE"] == "hardlink"
+    (dl,) = by_tool["hf"]
+    assert own_keys(dl) == uv_env | hf | {"HF_TOKEN", "HF_XET_HIGH_PERFORMANCE", "HF_HUB_DISABLE_PROGRESS_BARS"}
+    (vllm,) = by_tool["vllm"]
+    assert own_keys(vllm) & SECRET_NAMES == {"VLLM_API_KEY"}
+    (webui,) = by_tool["open-webui"]
+    assert own_keys(webui) & SECRET_NAMES == {"OPENAI_API_KEY", "WEBUI_SECRET_KEY"}
+    (admin,) = by_tool["webui-admin"]
+    assert own_keys(admin) - own_keys(webui) == {"WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"}
+    for rec in by_tool["tar"] + by_tool["nvidia-smi"]:  # started without an allowlist: still no secret
+        assert not own_keys(rec) & SECRET_NAMES and "STARTUP_B64" not in rec["env"], rec["tool"]
+    for rec in h.records():  # the pod-scoped key reaches no child at all, nor the image's volume paths
+        assert "RUNPOD_API_KEY" not in rec["env"] and "rpa_pod_SECRET_77" not in json.dumps(rec), rec["tool"]
+        assert not rec["env"].get("UV_CACHE_DIR", "").startswith("/workspace"), rec["tool"]
+        assert not rec["env"].get("HF_HOME", "").startswith("/workspace/.cache"), rec["tool"]
+
+
+def test_the_admin_step_runs_only_when_the_password_changed(h):
+    data = h.ws / "open-webui/olmocr"
+    users = data / "stub-users.json"
+    for i, password in enumerate(["Pw-SECRET-44b0!", "Pw-SECRET-44b0!", "Pw-NEW-SECRET-9"]):
+        run = h.start(WEBUI_ADMIN_PASSWORD=password)
+        settled(run)
+        run.wait_for(r"Open WebUI is up")
+        assert run.stop() == 0
+        admin = h.records("webui-admin")
+        assert len(admin) == [1, 1, 2][i], run.output  # not again while the password is the same
+        (user,) = json.loads(users.read_text()).values()
+        assert user["role"] == "admin" and user["password"] == "stub:" + sha(password).split(":")[1]
+        assert password not in run.output
+    fp = data / ".runpod-deploy-admin"
+    assert oct(fp.stat().st_mode & 0o777) == "0o600" and "Pw-" not in fp.read_text()
+
+
+def test_a_damaged_compile_cache_index_is_moved_aside_before_vllm_starts(h):
+    index = h.ws / "vllm_cache/nvidia-l40s/torch_compile_cache/abc/rank_0_0/backbone/vllm_compile_cache.py"
+    index.parent.mkdir(parents=True)
+    index.write_text("{(1, 'x'): 'cut sho")
+    run = h.start()
+    run.wait_for(READY)
+    assert not index.exists() and list(index.parent.glob("vllm_compile_cache.py.bad-*"))
+    assert run.output.index("compile-cache index") < run.output.index("runpod-deploy phase=start-vllm")
+    run.stop()
+
+
+def test_two_quick_vllm_crashes_retry_once_without_the_compile_cache(h):
+    run = h.start(STUB_VLLM_FAIL="1", MAX_RESTARTS="3")
+    run.wait_for(r"^runpod-deploy error=vllm keeps failing", timeout=30)
+    flags = [r["env"].get("VLLM_DISABLE_COMPILE_CACHE") for r in h.records("vllm")]
+    assert flags == [None, None, "1", None]
+    run.stop()
+
+
+def test_open_webui_skips_the_hub_once_its_embedding_model_is_on_the_volume(h):
+    snap = h.ws / "hf_cache/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/abc"
+    run = h.start()
+    settled(run)
+    assert "RAG_EMBEDDING_MODEL_AUTO_UPDATE" not in h.wait_records("open-webui", 1)[0]["env"]  # first: fetch it
+    assert run.stop() == 0
+    snap.mkdir(parents=True)
+    run = h.start()
+    settled(run)
+    assert h.wait_records("open-webui", 2)[1]["env"]["RAG_EMBEDDING_MODEL_AUTO_UPDATE"] == "False"
+    run.stop()
+
+
+def test_the_gate_is_loaded_into_vllm_only_when_the_package_has_it(h, tmp_path):
+    run = h.start()
+    (vllm,) = h.wait_records("vllm", 1)
+    assert "--middleware" not in vllm["argv"] and "PYTHONPATH" not in vllm["env"]  # inert without gate.py
+    run.stop()
+    agent = tmp_path / "agent-with-gate"
+    shutil.copytree(pod_env.AGENT_DIR, agent, ignore=shutil.ignore_patterns("__pycache__"))
+    (agent / "gate.py").write_text("class Gate:\n    pass\n")
+    payload = base64.b64encode(pod_env_payload(agent)).decode()
+    run = h.start(STARTUP_B64=payload)
+    vllm = h.wait_records("vllm", 2)[1]
+    assert vllm["argv"][-2:] == ["--middleware", "gate.Gate"]
+    assert vllm["env"]["PYTHONPATH"] == str(h.run_dir / "pymods")
+    assert (h.run_dir / "pymods/gate.py").read_text() == "class Gate:\n    pass\n"
+    run.stop()
+
+
+def pod_env_payload(agent_dir) -> bytes:
+    saved = pod_env.AGENT_DIR
+    try:
+        pod_env.AGENT_DIR = agent_dir
+        return pod_env.payload()
+    finally:
+        pod_env.AGENT_DIR = saved
+
+
+def test_two_pods_cold_starting_on_one_volume_download_once_and_leave_valid_archives(h, tmp_path):
+    from devkit.startup import Harness
+    (tmp_path / "pod2").mkdir()
+    other = Harness(tmp_path / "pod2")
+    other.ws.rmdir()
+    other.ws.symlink_to(h.ws)  # the same network volume, another container disk
+    try:
+        runs = [h.start(STUB_UV_SLEEP="1", STUB_HF_SLEEP="1"), other.start(STUB_UV_SLEEP="1", STUB_HF_SLEEP="1")]
+        for run in runs:
+            settled(run, timeout=60)
+        for run in runs:
+            assert run.stop() == 0
+        for venv in ("vllm-0.11.2", "openwebui-0.7.2"):
+            names = {p.name for p in (h.ws / "venvs").iterdir() if p.name.startswith(venv) and ".tmp" in p.name}
+            assert names == set()
+        # each pod's venv path is its own container disk's: its own archive (the key has the path)
+        dests = {m.group(1) for p in (h.ws / "venvs").iterdir()
+                 if (m := re.match(r"^(vllm-0\.11\.2-[0-9a-f]{12})", p.name))}
+        assert len(dests) == 2 and all(archive.exists(h.ws / "venvs" / d) for d in dests)
+        # the same model: one pod downloads it, the other waits for the lock and finds it complete
+        assert len(h.records("hf")) + len(other.records("hf")) == 1
+        assert "was downloaded meanwhile (another pod)" in runs[0].output + runs[1].output
+        # a third start on a fresh disk restores, and the archive verifies
+        h.fresh_container_disk()
+        before = len(h.records())
+        warm = h.start()
+        settled(warm)
+        assert uv_installs(h, h.records()[before:]) == []
+        warm.stop()
+    finally:
+        other.cleanup()
