@@ -161,6 +161,7 @@ class Agent:
         while not self.stop.wait(1):
             pass
         health.stop.set()
+        self.children.abort(SetupFailed(143, "stopping", quiet=True))  # an Open WebUI install still running
         out.say("stopping: SIGTERM to the services")
         self._stop_services()
         out.say("stopped")

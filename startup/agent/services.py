@@ -44,7 +44,8 @@ def guard_compile_cache(root: Path, say: Callable[[str], None]) -> int:
         try:
             path.replace(aside)
             moved += 1
-            say(f"vllm: the compile-cache index {path} is damaged: moved aside to {aside.name} (that graph compiles again)")
+            say(f"vllm: the compile-cache index {path} is damaged: moved aside to {aside.name} "
+                "(that graph compiles again)")
         except OSError as e:
             say(f"vllm: the compile-cache index {path} is damaged and cannot be moved ({e})")
     return moved

@@ -106,8 +106,8 @@ class Venvs:
                 size = self.arc.unpack(dest, home, log=self._say(spec))
             except archive.DiskFull as e:
                 shutil.rmtree(home, ignore_errors=True)
-                raise SetupFailed(1, f"{spec.name}: {e}: the container disk is too small for the venvs (~20 GB); "
-                                     "raise containerDiskGb (default 50) in the stack config and run `pulumi up`") from None
+                raise SetupFailed(1, f"{spec.name}: {e}: the container disk is too small for the venvs (~20 GB); raise "
+                                     "containerDiskGb (default 50) in the stack config and run `pulumi up`") from None
             except archive.ArchiveMissing:
                 return "missing"
             except archive.ArchiveCorrupt as e:

@@ -43,7 +43,7 @@ TRICKY_OUTPUT = (
 def zipapp(main: str) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("__main__.py", main)
+        zf.writestr(zipfile.ZipInfo("__main__.py", date_time=(1980, 1, 1, 0, 0, 0)), main)
     return buf.getvalue()
 
 
