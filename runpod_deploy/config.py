@@ -128,7 +128,7 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None,
 
 
 # --- vLLM arguments and ports ------------------------------------------------------------------
-# Flags the program sets on `vllm serve` (startup/startup.sh) or passes as env: given again in
+# Flags the program sets on `vllm serve` (startup/agent/profile.py) or passes as env: given again in
 # vllmArgs/extraArgs they would be silently overridden or, worse, override the program's (the
 # probes and URLs then point at nothing, or the API key output is no longer the one enforced).
 OWNED_FLAGS = {

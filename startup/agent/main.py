@@ -75,7 +75,7 @@ class Agent:
         except OSError as e:
             raise SetupFailed(1, f"cannot create {s.log_dir} or {s.run_dir}: {e}") from None
         rotate(s.log_dir / "startup.log", s.LOG_MAX_BYTES)
-        out.log = LogWriter(s.log_dir / "startup.log")
+        out.attach(LogWriter(s.log_dir / "startup.log"))
         # RunPod may run the start command twice: a second copy in the same container leaves at once.
         self._lock_fd = try_instance_lock(s.run_dir / f"{s.label}.lock")
         if self._lock_fd is None:

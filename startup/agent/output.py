@@ -77,6 +77,12 @@ class Out:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.log: LogWriter | None = None
+        self._early: list[str] = []  # lines before the log file is known (the boot line among them)
+
+    def attach(self, log: LogWriter) -> None:
+        for line in self._early:
+            log.put(line)
+        self._early, self.log = [], log
 
     def raw(self, line: str) -> None:
         with self._lock:
@@ -87,6 +93,8 @@ class Out:
                 pass
         if self.log is not None:
             self.log.put(line)
+        else:
+            self._early.append(line)
 
     def phase(self, name: str) -> None:
         self.raw(protocol.phase_line(name))

@@ -158,6 +158,7 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
     assert "stub vllm args: serve" in (ws / "logs/olmocr/vllm.log").read_text()
     assert "stub open-webui starting" in (ws / "logs/olmocr/openwebui.log").read_text()
     assert "runpod-deploy phase=ready" in (ws / "logs/olmocr/startup.log").read_text()
+    assert f" {run.lines[0]}\n" in (ws / "logs/olmocr/startup.log").read_text()  # the boot line too
 
     assert run.stop() == 0
     assert not pid_alive(vllm["pid"]) and not pid_alive(webui["pid"])
@@ -685,3 +686,17 @@ def test_two_pods_cold_starting_on_one_volume_download_once_and_leave_valid_arch
         warm.stop()
     finally:
         other.cleanup()
+
+
+def test_a_signal_during_setup_stops_every_child_and_the_agent(h):
+    hold = h.tmp / "hold"
+    hold.write_text("installing")
+    run = h.start(STUB_HOLD=hold)
+    run.wait_for(r"^runpod-deploy phase=install-vllm$")
+    (install,) = h.wait_records("uv", 2)[-1:]  # the vLLM install (and the download) waiting on the hold
+    assert run.stop() == 143
+    assert "runpod-deploy error=stopped by a signal during setup" in run.lines
+    assert "runpod-deploy phase=failed" not in run.lines  # not a failure of the pod: it was stopped
+    time.sleep(0.5)
+    assert all(not pid_alive(r["pid"]) for r in h.records("uv", "hf")), "a child outlived the agent"
+    assert install["argv"][0] in ("venv", "tool")
