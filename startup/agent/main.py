@@ -226,6 +226,8 @@ class Agent:
         except SetupFailed as e:
             if self.children.failure is None:  # the setup's own failure is reported by the main thread
                 self.out.error(f"{e.text}; going on with vLLM only")
+        except Exception as e:  # noqa: BLE001  whatever it was, vLLM serves on and the reason is said
+            self.out.error(f"Open WebUI's venv failed ({type(e).__name__}: {e}); going on with vLLM only")
 
     def _start_webui(self, s: Settings, env_dir: Path) -> None:
         out = self.out

@@ -22,14 +22,37 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def end_group(proc: subprocess.Popen, grace: float) -> None:
+    """What is left of a child's process group once the child itself exited (vLLM's engine process,
+    which would keep the GPU from the restarted vLLM): SIGTERM, then SIGKILL after `grace`."""
+    if not group_alive(proc.pid):
+        return
+    signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    signal_group(proc, signal.SIGKILL)
+
+
 def stop(proc: subprocess.Popen, grace: float) -> int:
     """SIGTERM to its group, SIGKILL after `grace` seconds; its exit status."""
     signal_group(proc, signal.SIGTERM)
+    t0 = time.monotonic()
     try:
-        return proc.wait(grace)
+        rc = proc.wait(grace)
     except subprocess.TimeoutExpired:
         signal_group(proc, signal.SIGKILL)
         return proc.wait()
+    end_group(proc, max(0.0, grace - (time.monotonic() - t0)))
+    return rc
 
 
 def spawn(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
@@ -151,6 +174,8 @@ class Supervisor:
                 pumper = threading.Thread(target=pump, args=(self.proc, self.name, self.out, self.log), daemon=True)
                 pumper.start()
                 rc = exit_status(self.proc.wait())
+                if not self.stopping.is_set():
+                    end_group(self.proc, self.k.STOP_TIMEOUT_S)
                 pumper.join(2)
             if self.stopping.is_set():
                 return

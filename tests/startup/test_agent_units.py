@@ -337,3 +337,18 @@ def test_idle_stop_is_off_without_the_pod_identity(capsys):
     agent = main.Agent({}, output.Out())
     assert not agent._idle_wanted(settings.load(pod_env(IDLE_STOP_MINUTES="5", RUNPOD_POD_ID=None)))
     assert "idle stop is off: RUNPOD_POD_ID and RUNPOD_API_KEY" in capsys.readouterr().out
+
+
+def test_a_service_that_exits_leaves_nothing_of_its_group_behind(tmp_path, capsys):
+    # vLLM's engine process outliving a crashed API server would hold the GPU from the restart.
+    orphans = tmp_path / "orphans"
+    sup = proc.Supervisor("svc", ["/bin/sh", "-c", f"sleep 30 & echo $! >> {orphans}; exit 3"],
+                          {"PATH": "/usr/bin:/bin"}, out=output.Out(), log_path=tmp_path / "svc.log", knobs=Knobs)
+    sup.start()
+    sup._thread.join(20)
+    assert sup.gave_up  # four runs, each leaving a `sleep` behind in its group
+    pids = [int(p) for p in orphans.read_text().split()]
+    assert len(pids) == 4
+    for pid in pids:
+        stat_file = Path(f"/proc/{pid}/stat")
+        assert not stat_file.exists() or stat_file.read_text().split(") ")[1][0] == "Z", pid
