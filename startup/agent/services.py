@@ -32,9 +32,11 @@ def package_file(name: str) -> bytes | None:
 def guard_compile_cache(root: Path, say: Callable[[str], None]) -> int:
     """vLLM 0.11.2 writes its compile-cache index non-atomically and reads it back with
     ast.literal_eval and no error handling (compilation/backends.py): one kill mid-write and it
-    crash-loops. Each index under `root` that does not parse is moved aside; the count moved."""
+    crash-loops. Each index under `root` that does not parse is moved aside; the count moved. Only
+    where vLLM puts it (torch_compile_cache/<hash>/rank_<i>_<j>/<prefix>/, compilation/backends.py):
+    the cache is on the volume, where walking Triton's thousands of files would cost seconds."""
     moved = 0
-    for path in root.rglob(COMPILE_INDEX) if root.is_dir() else ():
+    for path in sorted(root.glob(f"torch_compile_cache/*/rank_*/*/{COMPILE_INDEX}")):
         try:
             ast.literal_eval(path.read_text())
             continue
