@@ -189,6 +189,7 @@ class Supervisor:
                 self.gave_up = True
                 self.out.error(f"{self.name} keeps failing (exit status {rc} after {self.k.MAX_RESTARTS:g} restarts): "
                                f"no more restarts; the pod stays up for inspection, see {self.log_path}")
+                self.out.phase("failed")  # the provider stops waiting for a service that will not come
                 return
             delay = min(self.k.RESTART_BACKOFF_S * 2 ** (restarts - 1), self.k.RESTART_BACKOFF_MAX_S)
             self.out.error(f"{self.name} exited with status {rc}; restart {restarts}/{self.k.MAX_RESTARTS:g} "

@@ -137,7 +137,7 @@ def test_supervisor_backs_off_capped_then_gives_up(tmp_path, capsys):
         "runpod-deploy error=svc exited with status 3; restart 3/3 in 0.1s",  # capped
         f"runpod-deploy error=svc keeps failing (exit status 3 after 3 restarts): no more restarts; the pod stays up "
         f"for inspection, see {tmp_path / 'svc.log'}"]
-    assert out.count("[svc] out") == 4 and sup.gave_up
+    assert out.count("[svc] out") == 4 and sup.gave_up and out[-1] == "runpod-deploy phase=failed"
     sup.log.flush()
     assert (tmp_path / "svc.log").read_text().count(" out\n") == 4
 

@@ -295,6 +295,7 @@ def test_service_that_keeps_failing_is_given_up_but_pod_stays_up(h):
     assert run.proc.poll() is None, "the script must stay alive for inspection"
     assert len(h.records("vllm")) == 3
     assert "phase=ready" not in run.output
+    assert run.lines[-1] == "runpod-deploy phase=failed" or "runpod-deploy phase=failed" in run.lines
     assert run.stop() == 0
 
 
