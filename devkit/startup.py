@@ -1,13 +1,15 @@
-"""The REAL startup/startup.sh in a sandbox: a temp WORKSPACE (the network volume), a temp
-"container disk" (the venvs, HOME and RUN_DIR) and stub programs on PATH (devkit/stubs/stub.py: uv,
-nvidia-smi, hf, vllm, open-webui). Used by tests/startup (the `h` fixture), tests/startup_real
-(devkit.startup_real builds on it) and bench/startup_bench.py.
+"""The REAL pod agent (startup/agent/, run as the very zipapp the pod gets in STARTUP_B64) in a
+sandbox: a temp WORKSPACE (the network volume), a temp "container disk" (the venvs, uv's cache, HOME
+and RUN_DIR) and stub programs on PATH (devkit/stubs/stub.py: uv, nvidia-smi, tar, hf, vllm,
+open-webui). Used by tests/startup (the `h` fixture), tests/startup_real (devkit.startup_real builds
+on it), tests/engine/test_idle_wake.py and bench/startup_bench.py.
 
 A failed wait raises HarnessError (an AssertionError, so pytest reports it as a test failure).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -25,14 +27,14 @@ from pathlib import Path
 import yaml
 
 from runpod_deploy import config
-from runpod_deploy.pod_env import SCRIPT_PATH, startup_env
+from runpod_deploy.pod_env import script_b64, startup_env
 
 REPO = Path(__file__).resolve().parents[1]
 STUB_PY = Path(__file__).resolve().parent / "stubs" / "stub.py"
 
 
 class HarnessError(AssertionError):
-    """What the sandbox waited for did not happen (the message has the script's output)."""
+    """What the sandbox waited for did not happen (the message has the agent's output)."""
 
 # The config users run: the pods' env is rendered from it exactly as the stack does.
 DEV = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
@@ -76,7 +78,7 @@ STOPPED = r"^runpod-deploy: idle stop: RunPod accepted the stop \(HTTP 200\)$"
 
 
 class Metrics:
-    """vLLM 0.11's /metrics text (the families the script reads, plus a _created line it must ignore),
+    """vLLM 0.11's /metrics text (the families the idle watcher reads, plus a _created line it must ignore),
     written atomically to the file the stub vLLM serves."""
 
     def __init__(self, path):
@@ -128,7 +130,7 @@ def pid_alive(pid: int) -> bool:
 
 
 class Run:
-    """One run of the script: its process, and its stdout lines collected by a thread."""
+    """One run of the agent: its process, and its stdout lines collected by a thread."""
 
     def __init__(self, proc: subprocess.Popen, vllm_port: int, webui_port: int):
         self.proc = proc
@@ -187,7 +189,7 @@ class Harness:
         self.bin.mkdir()
         self.ws.mkdir()
         self.disk.mkdir()
-        for tool in ("uv", "nvidia-smi"):
+        for tool in ("uv", "nvidia-smi", "tar"):
             p = self.bin / tool
             p.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB_PY}" {tool} "$@"\n')
             p.chmod(0o755)
@@ -207,28 +209,33 @@ class Harness:
             HEALTH_INTERVAL_S="0.2",
             STOP_TIMEOUT_S="5",
             INSTALL_ATTEMPTS="1",
-            # what the runpod/pytorch image sets; the script must neutralise it for the downloader
+            # What the runpod/pytorch image sets (runpod/containers official-templates/base/Dockerfile):
+            # no child may get these values (uv's cache and HF_HOME on the volume, hf_transfer on).
             HF_HUB_ENABLE_HF_TRANSFER="1",
             HF_HOME="/workspace/.cache/huggingface/",
+            UV_CACHE_DIR="/workspace/.cache/uv/",
+            PIP_CACHE_DIR="/workspace/.cache/pip/",
         )
         env.update({k: str(v) for k, v in overrides.items()})
         for key in without:
             env.pop(key, None)
+        # The stubs' own knobs reach them through the agent's allowlist (its test knob AGENT_PASS_ENV).
+        env["AGENT_PASS_ENV"] = ",".join(sorted(k for k in env if k.startswith("STUB_")))
         return env
 
     def start(self, model=OLMOCR, *, without=(), settings: dict | None = None, **overrides) -> Run:
-        """Start the real script for `model` of Pulumi.dev.yaml (`settings`: changed model settings;
-        `overrides`: env on top, e.g. STUB_GPU; `without`: env removed)."""
+        """Start the real agent for `model` of Pulumi.dev.yaml (`settings`: changed model settings;
+        `overrides`: env on top, e.g. STUB_GPU; `without`: env removed), from the payload the pod
+        gets: STARTUP_B64 decoded to a file and run with python3, as the bootstrap does."""
         vllm_port, webui_port = free_port(), free_port()
         env = self.env(model, without=without, settings=settings, VLLM_PORT=vllm_port, WEBUI_PORT=webui_port,
                        **overrides)
-        # A private copy, renamed into place as the pod's bootstrap does: bash reads a script while
-        # it runs, so an edit of startup.sh must not reach a start in progress.
-        script = self.tmp / "startup.sh"
-        shutil.copyfile(SCRIPT_PATH, script.with_suffix(".tmp"))
-        os.replace(script.with_suffix(".tmp"), script)
+        payload = self.tmp / "runpod-deploy-agent.pyz"
+        tmp = payload.with_suffix(".tmp")
+        tmp.write_bytes(base64.b64decode(env.get("STARTUP_B64") or script_b64()))
+        os.replace(tmp, payload)
         proc = subprocess.Popen(
-            ["bash", str(script)],
+            [sys.executable, str(payload)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -244,13 +251,13 @@ class Harness:
     def fresh_container_disk(self) -> None:
         """What a pod stop and start does to the container: an empty disk at the same paths (the
         venvs, uv's home and RUN_DIR are gone); the volume (`ws`) and the image (`bin`) stay."""
-        assert all(run.proc.poll() is not None for run in self.runs), "stop the script first"
+        assert all(run.proc.poll() is not None for run in self.runs), "stop the agent first"
         shutil.rmtree(self.disk)
         self.disk.mkdir()
 
     def venv(self, name: str) -> Path:
-        """The venv `name` (vllm / openwebui) on the container disk."""
-        (path,) = [p for p in self.venv_root.glob(f"{name}-*") if p.is_dir() and not p.name.endswith(".python")]
+        """The venv `name` (vllm / openwebui) on the container disk (startup/agent/venvs.py's layout)."""
+        (path,) = [p / "env" for p in self.venv_root.glob(f"{name}-*") if p.is_dir()]
         return path
 
     def records(self, *tools: str) -> list[dict]:

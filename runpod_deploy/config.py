@@ -27,7 +27,7 @@ from runpod_provider.provider_errors import MISSING_API_KEY
 
 from startup.agent.protocol import VLLM_PORT, WEBUI_PORT
 
-from . import pricing
+from . import pod_env, pricing
 from .schema import DEFAULT_GPU_TYPES, MODEL_NAME_MAX, NS, GpuProfile, ModelConfig, StackConfig
 
 __all__ = ["NS", "DEFAULT_GPU_TYPES", "ConfigError", "GpuProfile", "ModelConfig", "StackConfig", "load",
@@ -132,13 +132,14 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None,
             where = f"{NS}:models.{name}.gpuTypes" if m.gpu_types else f"{NS}:gpuTypes"
             problems.append(f"{NS}:models.{name}.gpuProfiles: no profile for {uncovered} (listed in {where}) and no "
                             "'default' profile; add a 'default' profile, or one per GPU type")
+    problems += pod_env.payload_problems()  # what every pod gets in env STARTUP_B64 has a size budget
     if problems:
         raise ConfigError(problems)
     return cfg
 
 
 # --- vLLM arguments and ports ------------------------------------------------------------------
-# Flags the program sets on `vllm serve` (startup/startup.sh) or passes as env: given again in
+# Flags the program sets on `vllm serve` (startup/agent/profile.py) or passes as env: given again in
 # vllmArgs/extraArgs they would be silently overridden or, worse, override the program's (the
 # probes and URLs then point at nothing, or the API key output is no longer the one enforced).
 OWNED_FLAGS = {

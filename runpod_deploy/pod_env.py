@@ -2,15 +2,18 @@
 
 The pod gets ``args = shlex.join(bootstrap_command())`` (REST v2 has only that one string, no
 entrypoint override) and ``env = startup_env(...)`` plus the secrets in ``SECRET_ENV_VARS``, which
-the stack passes separately as Pulumi secrets. The script itself is ``startup/startup.sh``; its env
-contract is in ``startup/README.md``. No Pulumi import here.
+the stack passes separately as Pulumi secrets. The program the pod runs is the agent package
+``startup/agent/``, sent as a zipapp (``payload()``); its env contract is in ``startup/README.md``.
+No Pulumi import here.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+import zipfile
 from pathlib import Path
 
 from .schema import ModelConfig, StackConfig
@@ -18,12 +21,16 @@ from .schema import ModelConfig, StackConfig
 # Not resolve(): the template is the one beside this checkout of the package, even when the package
 # directory is a symlink (devkit builds test projects that way).
 ROOT = Path(__file__).absolute().parents[1]
-SCRIPT_PATH: Path = ROOT / "startup" / "startup.sh"
+AGENT_DIR: Path = ROOT / "startup" / "agent"
 WORKSPACE = "/workspace"  # where the network volume is mounted
 
-# Where the bootstrap writes the decoded script (container disk), and RunPod's image start script.
-DEFAULT_SCRIPT_DEST = "/tmp/runpod-deploy-startup.sh"
+# Where the bootstrap writes the decoded payload (container disk), and RunPod's image start script.
+DEFAULT_SCRIPT_DEST = "/tmp/runpod-deploy-agent.pyz"
 RUNPOD_START_SH = "/start.sh"
+# STARTUP_B64's budget. Linux refuses one env string over 128 KiB (MAX_ARG_STRLEN) and RunPod
+# documents no limit of its own: 48 KiB leaves room for both, and for whatever RunPod adds.
+PAYLOAD_BUDGET_B64 = 48 * 1024
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 # Secrets the script reads from env; the stack passes them as Pulumi secrets, never in startup_env().
 # VLLM_API_KEY is required; the others are optional (Open WebUI starts only with WEBUI_ADMIN_PASSWORD).
@@ -32,7 +39,7 @@ SECRET_ENV_VARS: tuple[str, ...] = ("VLLM_API_KEY", "HF_TOKEN", "WEBUI_ADMIN_PAS
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]+")  # embedded in the bash -c string: no quoting needed
 
 # Decodes env[argv[1]] into a temp file next to argv[2], then renames it onto argv[2]: a copy of the
-# command running twice never truncates a script that bash is still reading. No string literals, so
+# command running twice never truncates a payload that python is still reading. No string literals, so
 # the whole bootstrap string needs no quotes inside quotes, and it contains no `$`, `'` or `\`.
 _DECODE_PY = (
     "import base64,os,sys,tempfile;"
@@ -45,12 +52,12 @@ _DECODE_PY = (
 def bootstrap_command(*, script_dest: str = DEFAULT_SCRIPT_DEST, start_sh: str = RUNPOD_START_SH) -> list[str]:
     """The pod's start command as argv: ``["bash", "-c", "<one-liner>"]``.
 
-    The one-liner decodes ``$STARTUP_B64`` with python3 to ``script_dest`` and runs it with bash.
-    If the image has RunPod's ``/start.sh`` (runpod/pytorch: nginx, SSH from PUBLIC_KEY, Jupyter,
-    /etc/rp_environment, then ``sleep infinity``), our script starts in the background and
-    ``exec /start.sh`` keeps PID 1, so SSH keeps working and the pod stays up even if our script
-    stops (it can be inspected). Otherwise ``exec bash <script>`` makes our script PID 1, and it
-    forwards SIGTERM to the services itself. (Under /start.sh a pod stop reaches /start.sh, not
+    The one-liner decodes ``$STARTUP_B64`` with python3 to ``script_dest`` (the agent's zipapp) and
+    runs it with python3. If the image has RunPod's ``/start.sh`` (runpod/pytorch: nginx, SSH from
+    PUBLIC_KEY, Jupyter, /etc/rp_environment, then ``sleep infinity``), the agent starts in the
+    background and ``exec /start.sh`` keeps PID 1, so SSH keeps working and the pod stays up even if
+    the agent stops (it can be inspected). Otherwise ``exec python3 <payload>`` makes the agent PID 1,
+    and it stops the services itself on SIGTERM. (Under /start.sh a pod stop reaches /start.sh, not
     us; the services then get SIGKILL at the end of the grace period, which vLLM and SQLite's
     journal survive.)
 
@@ -63,26 +70,58 @@ def bootstrap_command(*, script_dest: str = DEFAULT_SCRIPT_DEST, start_sh: str =
             raise ValueError(f"{what} must be an absolute path of [A-Za-z0-9._/-] characters, got {path!r}")
     one_liner = (
         f'python3 -c "{_DECODE_PY}" STARTUP_B64 {script_dest} || exit 1; '
-        f"if [ -x {start_sh} ]; then bash {script_dest} & exec {start_sh}; fi; "
-        f"exec bash {script_dest}"
+        f"if [ -x {start_sh} ]; then python3 {script_dest} & exec {start_sh}; fi; "
+        f"exec python3 {script_dest}"
     )
     return ["bash", "-c", one_liner]
 
 
+def agent_files() -> list[Path]:
+    """The agent's modules, in the payload's order."""
+    return sorted(AGENT_DIR.glob("*.py"), key=lambda p: p.name)
+
+
+def payload() -> bytes:
+    """The agent as a zipapp: ``agent/<module>.py`` for each module, and ``__main__.py`` (a copy of
+    ``agent/__main__.py``) at the root, which ``python3 <file>`` runs. Deterministic: the same bytes
+    from every checkout (fixed timestamps and modes, sorted names), so `up` from another machine
+    never restarts the pods. (Deflate's output could differ on a zlib-ng system; none seen here.)"""
+    buf = io.BytesIO()
+    files = [(f"agent/{p.name}", p.read_bytes()) for p in agent_files()]
+    files.append(("__main__.py", (AGENT_DIR / "__main__.py").read_bytes()))
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.create_system = 3  # Unix, so the mode below is what unzip shows
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return buf.getvalue()
+
+
 def script_b64() -> str:
-    """base64 of startup.sh's bytes, one line (no newlines)."""
-    return base64.b64encode(SCRIPT_PATH.read_bytes()).decode("ascii")
+    """STARTUP_B64: base64 of payload(), one line (no newlines)."""
+    return base64.b64encode(payload()).decode("ascii")
+
+
+def payload_problems(b64: str | None = None) -> list[str]:
+    """The budget check config.load() runs: [] or the one problem, naming the budget."""
+    size = len(script_b64() if b64 is None else b64)
+    if size <= PAYLOAD_BUDGET_B64:
+        return []
+    return [f"STARTUP_B64 (the pod agent startup/agent/, zipped and base64-encoded) is {size} bytes, over its "
+            f"budget of {PAYLOAD_BUDGET_B64} bytes (48 KiB): make the agent smaller; Linux refuses an env value "
+            "over 128 KiB and RunPod documents no limit"]
 
 
 def gpu_profiles_json(model: ModelConfig) -> str:
     """GPU_PROFILES_JSON: every profile already laid over `default`, under the config's own field
-    names; the script only picks one by the GPU's exact name (else `default`)."""
+    names; the agent only picks one by the GPU's exact name (else `default`)."""
     resolved = {key: p.model_dump(by_alias=True, exclude_none=True) for key, p in model.resolved_profiles().items()}
     return json.dumps(resolved, separators=(",", ":"))
 
 
 def startup_env(name: str, model: ModelConfig, cfg: StackConfig, *, workspace: str = WORKSPACE) -> dict[str, str]:
-    """The pod's PLAIN env for model `name`: the script's settings, ``STARTUP_B64`` and
+    """The pod's PLAIN env for model `name`: the agent's settings, ``STARTUP_B64`` and
     ``PYTHONUNBUFFERED=1``. The config is already validated (schema.py); the secrets
     (``SECRET_ENV_VARS``) are not here: the stack adds them as Pulumi secrets."""
     env = {

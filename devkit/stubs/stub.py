@@ -1,12 +1,15 @@
-"""Stand-ins for the programs startup.sh runs: ``stub.py <tool> <argv...>``.
+"""Stand-ins for the programs the pod agent runs: ``stub.py <tool> <argv...>``.
 
 The harness (devkit/startup.py) puts tiny ``#!/bin/sh exec python stub.py <tool> "$@"`` wrappers on
-PATH (uv, nvidia-smi) and the ``uv`` stub writes the same kind of wrappers into the venvs it
-"creates" (vllm, open-webui); ``uv tool run --from <req> hf ...`` runs the hf stub, so the script
-runs its real code paths.
+PATH (uv, nvidia-smi, tar) and the ``uv`` stub writes the same kind of wrappers into the venvs it
+"creates" (vllm, open-webui); ``uv tool run --from <req> hf ...`` runs the hf stub, so the agent
+runs its real code paths. A venv it creates is a real (empty) venv around this Python, and
+installing open-webui puts the fake ``open_webui`` package (devkit/stubs/open_webui/, what the
+admin step imports) into it. ``tar`` records its call, then runs the real tar.
 
-Each call appends one JSON line to $STUB_LOG: tool, argv, pid, cwd and a chosen part of the env.
-Secret values are recorded only as sha256 hashes, so the record file is never a leak itself.
+Each call appends one JSON line to $STUB_LOG: tool, argv, pid, cwd and the child's WHOLE env (a
+test reads exactly what each child got). Secret values are recorded only as sha256 hashes, so the
+record file is never a leak itself.
 
 Behaviour knobs (env): STUB_GPU (nvidia-smi output line), STUB_UV_FAIL, STUB_HF_FAIL,
 STUB_VLLM_FAIL (exit at once with status 3), STUB_UV_SLEEP / STUB_HF_SLEEP (seconds each
@@ -28,13 +31,8 @@ from pathlib import Path
 
 SECRET_KEYS = ("VLLM_API_KEY", "HF_TOKEN", "OPENAI_API_KEY", "WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD",
                "WEBUI_SECRET_KEY", "RUNPOD_API_KEY")
-PLAIN_KEYS = (
-    "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_HUB_ENABLE_HF_TRANSFER", "VLLM_CACHE_ROOT",
-    "DATA_DIR", "OPENAI_API_BASE_URL", "ENABLE_OLLAMA_API", "ENABLE_OPENAI_API", "WEBUI_AUTH",
-    "ENABLE_SIGNUP", "ENABLE_PERSISTENT_CONFIG", "OMP_NUM_THREADS", "STARTUP_B64", "TRITON_CACHE_DIR",
-    "HF_XET_CHUNK_CACHE_SIZE_BYTES", "ENABLE_EVALUATION_ARENA_MODELS",
-)
 STUB_PY = Path(__file__).resolve()
+FAKE_OPEN_WEBUI = STUB_PY.parent / "open_webui"
 
 
 def sha(value: str) -> str:
@@ -42,10 +40,9 @@ def sha(value: str) -> str:
 
 
 def record(tool: str, argv: list[str], **extra) -> None:
-    env = {k: os.environ[k] for k in PLAIN_KEYS if k in os.environ}
+    env = {k: sha(v) if k in SECRET_KEYS else v for k, v in os.environ.items()}
     if "STARTUP_B64" in env:
         env["STARTUP_B64"] = "<present>"
-    env.update({k: sha(os.environ[k]) for k in SECRET_KEYS if k in os.environ})
     rec = {"tool": tool, "argv": argv, "pid": os.getpid(), "cwd": os.getcwd(), "env": env, "t": time.time(), **extra}
     with open(os.environ["STUB_LOG"], "a") as f:
         f.write(json.dumps(rec) + "\n")
@@ -86,6 +83,9 @@ def uv(argv: list[str]) -> int:
         py = venv / "bin" / "python"
         if not py.exists():
             py.symlink_to(interpreter)
+        # A real venv around this Python (so `bin/python` sees the venv's own site-packages only).
+        (venv / "pyvenv.cfg").write_text(f"home = {Path(sys._base_executable).parent}\n"
+                                         "include-system-site-packages = false\n")
         print(f"Creating virtual environment at: {venv}")
         return 0
     if argv[:2] == ["pip", "install"]:
@@ -97,6 +97,9 @@ def uv(argv: list[str]) -> int:
                 write_wrapper(venv / "bin" / "vllm", "vllm")
             elif req.startswith("open-webui=="):
                 write_wrapper(venv / "bin" / "open-webui", "open-webui")
+                site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+                site.mkdir(parents=True, exist_ok=True)
+                (site / "open_webui").symlink_to(FAKE_OPEN_WEBUI)
         print(f"Installed {len(reqs)} package(s)")
         return 0
     if argv[:3] == ["tool", "run", "--from"] and argv[4:5] == ["hf"]:
@@ -178,8 +181,19 @@ def vllm(argv: list[str]) -> int:
     return 0
 
 
+def tar(argv: list[str]) -> int:
+    record("tar", argv)
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        real = Path(d or ".") / "tar"
+        if real.is_file() and os.access(real, os.X_OK) and b"stub.py" not in real.read_bytes()[:4096]:
+            os.execv(real, [str(real), *argv])
+    print("stub tar: no real tar on PATH", file=sys.stderr)
+    return 127
+
+
 def open_webui(argv: list[str]) -> int:
     record("open-webui", argv)
+    Path("webui.db").touch()  # cwd is DATA_DIR; the real one creates its DB at start
     print("INFO stub open-webui starting", flush=True)
     serve_http(int(opt(argv, "--port")), lambda path, auth: (200, {"status": True}) if path == "/health" else (404, {}))
     return 0
@@ -197,6 +211,8 @@ def main() -> int:
         return vllm(argv)
     if tool == "open-webui":
         return open_webui(argv)
+    if tool == "tar":
+        return tar(argv)
     print(f"unknown stub tool {tool}", file=sys.stderr)
     return 2
 

@@ -1,55 +1,54 @@
-"""bootstrap_command() (the pod's start command) and startup_env() (the pod's plain env), both in
-runpod_deploy/pod_env.py."""
+"""bootstrap_command() (the pod's start command), startup_env() (the pod's plain env) and the payload
+(the agent's zipapp in STARTUP_B64, and its budget), all in runpod_deploy/pod_env.py."""
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
-from devkit.startup import DEV_MODELS, REPO, SCRIPT_PATH, stack_config
+from devkit.startup import DEV_MODELS, REPO, stack_config
 
-from runpod_deploy import pod_env
+from runpod_deploy import config, pod_env
 from runpod_deploy.pod_env import bootstrap_command, startup_env
 
-# Everything an API or a shell could mangle: $-expansions, quotes, backslashes, a heredoc, tabs,
-# non-ASCII, and an exit status that must come back through the bootstrap.
-TRICKY_SCRIPT = r"""#!/usr/bin/env bash
-set -u
-printf '%s\n' 'dollars: $HOME ${PATH} $(echo no) `echo no` $1 $@'
-printf '%s\n' "double \"quotes\" and 'single' and \\backslash\\ and \$escaped"
-v='a b  c'; printf '[%s]\n' "$v"
-printf 'tab:\tend\n'
-echo 'ünïcödé → ✓ 日本語 🚀'
-cat <<'EOF'
-heredoc $NOT_EXPANDED \n `nope` '"'
-EOF
-printf 'env: %s\n' "${RT_VALUE}"
-exit 7
+# Everything an API or a shell could mangle: $-expansions, quotes, backslashes, tabs, non-ASCII, and
+# an exit status that must come back through the bootstrap.
+TRICKY_MAIN = r"""import os, sys
+print('dollars: $HOME ${PATH} $(echo no) `echo no` $1 $@')
+print("double \"quotes\" and 'single' and \\backslash\\")
+print('tab:\tend')
+print('\u00fcn\u00efc\u00f6d\u00e9 \u2192 \u2713')
+print('env: ' + os.environ['RT_VALUE'])
+sys.exit(7)
 """
 TRICKY_OUTPUT = (
     "dollars: $HOME ${PATH} $(echo no) `echo no` $1 $@\n"
-    "double \"quotes\" and 'single' and \\backslash\\ and $escaped\n"
-    "[a b  c]\n"
+    "double \"quotes\" and 'single' and \\backslash\\\n"
     "tab:\tend\n"
-    "ünïcödé → ✓ 日本語 🚀\n"
-    "heredoc $NOT_EXPANDED \\n `nope` '\"'\n"
+    "\u00fcn\u00efc\u00f6d\u00e9 \u2192 \u2713\n"
     "env: value with $dollar and 'quotes'\n"
 )
 
 
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
+def zipapp(main: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("__main__.py", date_time=(1980, 1, 1, 0, 0, 0)), main)
+    return buf.getvalue()
 
 
-def run_bootstrap(argv: list[str], script: str, tmp_path: Path, **env) -> subprocess.CompletedProcess:
-    full_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "STARTUP_B64": b64(script),
+def run_bootstrap(argv: list[str], payload: bytes, tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    full_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "STARTUP_B64": base64.b64encode(payload).decode(),
                 "RT_VALUE": "value with $dollar and 'quotes'", **env}
     return subprocess.run(argv, env=full_env, capture_output=True, timeout=30, cwd=tmp_path)
 
@@ -62,29 +61,30 @@ def test_argv_shape_and_the_args_string_round_trips_through_shlex():
     # nothing an API could expand or mangle, and no quote-in-quote: a plain single-quoted token
     assert not set("$'\\`") & set(argv[2])
     assert args == "bash -c '" + argv[2] + "'"
-    assert "STARTUP_B64" in argv[2] and "/start.sh" in argv[2] and "/tmp/runpod-deploy-startup.sh" in argv[2]
+    assert "STARTUP_B64" in argv[2] and "/start.sh" in argv[2] and "/tmp/runpod-deploy-agent.pyz" in argv[2]
     assert len(args) < 600
 
 
 @pytest.mark.skipif(Path("/start.sh").exists(), reason="this host has a /start.sh; the absent-branch test needs none")
-def test_real_bootstrap_runs_the_decoded_script_byte_exact(tmp_path):
-    res = run_bootstrap(bootstrap_command(), TRICKY_SCRIPT, tmp_path)
+def test_real_bootstrap_runs_the_decoded_payload_byte_exact(tmp_path):
+    payload = zipapp(TRICKY_MAIN)
+    res = run_bootstrap(bootstrap_command(), payload, tmp_path)
     assert res.stdout.decode() == TRICKY_OUTPUT, res.stderr.decode()
-    assert res.returncode == 7  # without /start.sh our script is exec'd: its status is the pod's
-    assert Path("/tmp/runpod-deploy-startup.sh").read_bytes() == TRICKY_SCRIPT.encode()
+    assert res.returncode == 7  # without /start.sh the agent is exec'd: its status is the pod's
+    assert Path("/tmp/runpod-deploy-agent.pyz").read_bytes() == payload
 
 
 def test_real_args_string_via_a_shell_tokenizer(tmp_path):
     # The provider's string, split back the way a shell-like tokenizer would, then run.
-    dest = tmp_path / "decoded.sh"
+    dest = tmp_path / "decoded.pyz"
     args = shlex.join(bootstrap_command(script_dest=str(dest), start_sh=str(tmp_path / "absent.sh")))
-    res = run_bootstrap(shlex.split(args), TRICKY_SCRIPT, tmp_path)
+    res = run_bootstrap(shlex.split(args), zipapp(TRICKY_MAIN), tmp_path)
     assert (res.stdout.decode(), res.returncode) == (TRICKY_OUTPUT, 7), res.stderr.decode()
-    assert dest.read_bytes() == TRICKY_SCRIPT.encode()
+    assert dest.read_bytes() == zipapp(TRICKY_MAIN)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("tmp")] == []  # temp file renamed
 
 
-def test_with_start_sh_our_script_runs_in_background_and_start_sh_takes_over(tmp_path):
+def test_with_start_sh_the_agent_runs_in_background_and_start_sh_takes_over(tmp_path):
     out = tmp_path / "ours.txt"
     start_sh = tmp_path / "start.sh"
     start_sh.write_text(
@@ -94,10 +94,11 @@ def test_with_start_sh_our_script_runs_in_background_and_start_sh_takes_over(tmp
         "exit 0\n"
     )
     start_sh.chmod(0o755)
-    dest = tmp_path / "decoded.sh"
+    dest = tmp_path / "decoded.pyz"
     argv = bootstrap_command(script_dest=str(dest), start_sh=str(start_sh))
+    main = "import os, sys\nopen(os.environ['OUT'], 'w').write('ours ran')\nsys.exit(3)\n"
     proc = subprocess.Popen(argv, env={"PATH": os.environ["PATH"], "OUT": str(out),
-                                       "STARTUP_B64": b64('printf "ours ran\\n" > "$OUT"\nexit 3\n')},
+                                       "STARTUP_B64": base64.b64encode(zipapp(main)).decode()},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     stdout, stderr = proc.communicate(timeout=30)
     # exec: /start.sh replaced the bash that runs the command (same pid, its exit status)
@@ -106,18 +107,18 @@ def test_with_start_sh_our_script_runs_in_background_and_start_sh_takes_over(tmp
 
 
 def test_missing_startup_b64_fails(tmp_path):
-    argv = bootstrap_command(script_dest=str(tmp_path / "x.sh"), start_sh=str(tmp_path / "absent"))
+    argv = bootstrap_command(script_dest=str(tmp_path / "x.pyz"), start_sh=str(tmp_path / "absent"))
     res = subprocess.run(argv, env={"PATH": os.environ["PATH"]}, capture_output=True, timeout=30)
     assert res.returncode == 1 and b"STARTUP_B64" in res.stderr
 
 
-@pytest.mark.parametrize("bad", ["relative/path.sh", "/tmp/with space.sh", "/tmp/$HOME.sh", "/tmp/q'.sh"])
+@pytest.mark.parametrize("bad", ["relative/path.pyz", "/tmp/with space.pyz", "/tmp/$HOME.pyz", "/tmp/q'.pyz"])
 def test_bootstrap_rejects_paths_that_would_need_quoting(bad):
     with pytest.raises(ValueError):
         bootstrap_command(script_dest=bad)
 
 
-def test_startup_env_is_plain_and_carries_the_script():
+def test_startup_env_is_plain_and_carries_the_agent():
     cfg = stack_config()
     env = startup_env("qwen3vl", cfg.models["qwen3vl"], cfg)
     assert set(env) == {"POD_LABEL", "MODEL_ID", "SERVED_MODEL_NAME", "GPU_PROFILES_JSON", "VLLM_EXTRA_ARGS_JSON",
@@ -126,7 +127,7 @@ def test_startup_env_is_plain_and_carries_the_script():
     assert all(isinstance(v, str) for v in env.values())
     assert not set(pod_env.SECRET_ENV_VARS) & set(env)
     assert "\n" not in env["STARTUP_B64"]
-    assert base64.b64decode(env["STARTUP_B64"], validate=True) == SCRIPT_PATH.read_bytes()
+    assert base64.b64decode(env["STARTUP_B64"], validate=True) == pod_env.payload()
     assert env["PYTHONUNBUFFERED"] == "1"
     assert (env["POD_LABEL"], env["MODEL_ID"], env["SERVED_MODEL_NAME"]) == (
         "qwen3vl", "Qwen/Qwen3-VL-8B-Instruct", "qwen3-vl")
@@ -164,19 +165,18 @@ def test_startup_env_optional_fields():
     assert {p["revision"] for p in json.loads(env["GPU_PROFILES_JSON"]).values()} == {"0123abc"}
 
 
-def test_the_script_carries_no_defaults_for_stack_settings():
-    text = SCRIPT_PATH.read_text()
-    for var in ("WORKSPACE", "POD_LABEL", "MODEL_ID", "SERVED_MODEL_NAME", "GPU_PROFILES_JSON", "VLLM_VERSION",
-                "OPENWEBUI_VERSION"):
-        assert re.search(rf'^{var}="\$\{{{var}:-\}}"', text, re.M), var  # read, with no fallback value
-        assert re.search(rf"^REQUIRED_VARS=\(.*\b{var}\b", text, re.M), var
+def test_the_agent_requires_the_stack_settings_and_has_no_defaults_for_them():
+    from startup.agent import settings
+    assert settings.REQUIRED == ("WORKSPACE", "POD_LABEL", "MODEL_ID", "SERVED_MODEL_NAME", "GPU_PROFILES_JSON",
+                                 "VLLM_VERSION", "OPENWEBUI_VERSION")
+    assert not set(settings.REQUIRED) & set(settings.KNOBS)
 
 
 def test_the_version_defaults_are_written_once():
     # vllmVersion / openwebuiVersion: only the schema (and the docs generated from it) name them.
     from runpod_deploy.schema import StackConfig
     versions = {StackConfig.model_fields["vllm_version"].default, StackConfig.model_fields["openwebui_version"].default}
-    files = [REPO / "Pulumi.yaml", SCRIPT_PATH, REPO / "startup" / "README.md",
+    files = [REPO / "Pulumi.yaml", REPO / "startup" / "README.md", *pod_env.agent_files(),
              *(REPO / "runpod_deploy").glob("*.py")]
     for f in files:
         if f.name != "schema.py":
@@ -189,11 +189,65 @@ def test_package_imports_without_pulumi():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
-def test_script_is_ascii_and_never_traces_commands():
-    text = SCRIPT_PATH.read_text()
-    assert text.isascii()
-    assert not re.search(r"^\s*set\s+-[a-z]*x", text, re.M)
-    assert text.startswith("#!/usr/bin/env bash\n")
+def test_the_payload_decodes_back_to_the_exact_agent_sources():
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(pod_env.script_b64(), validate=True))) as zf:
+        names = zf.namelist()
+        assert names == sorted(names)
+        sources = {f"agent/{p.name}": p.read_bytes() for p in pod_env.agent_files()}
+        assert set(names) == {*sources, "__main__.py"}
+        for name, data in sources.items():
+            assert zf.read(name) == data, name
+        assert zf.read("__main__.py") == (pod_env.AGENT_DIR / "__main__.py").read_bytes()
+        for info in zf.infolist():  # nothing of this checkout's clock or umask
+            assert (info.date_time, info.external_attr >> 16, info.compress_type) == (
+                (1980, 1, 1, 0, 0, 0), 0o644, zipfile.ZIP_DEFLATED), info
+
+
+def test_two_builds_are_the_same_bytes(tmp_path):
+    first = pod_env.payload()
+    # Another checkout: the same sources with other mtimes and modes give the same bytes.
+    copy = tmp_path / "agent"
+    copy.mkdir()
+    for p in pod_env.agent_files():
+        (copy / p.name).write_bytes(p.read_bytes())
+        (copy / p.name).chmod(0o600)
+    code = ("import sys; from pathlib import Path; from runpod_deploy import pod_env; "
+            f"pod_env.AGENT_DIR = Path({str(copy)!r}); sys.stdout.buffer.write(pod_env.payload())")
+    other = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, check=True).stdout
+    assert first == pod_env.payload() == other
+
+
+def test_the_payload_is_within_its_budget_and_config_refuses_one_over_it(monkeypatch):
+    assert len(pod_env.script_b64()) <= pod_env.PAYLOAD_BUDGET_B64 == 49152
+    assert pod_env.payload_problems() == []
+    monkeypatch.setattr(pod_env, "script_b64", lambda: "A" * 49156)
+    with pytest.raises(config.ConfigError) as err:
+        stack_config()
+    assert "STARTUP_B64" in str(err.value) and "49156 bytes" in str(err.value)
+    assert "budget of 49152 bytes (48 KiB)" in str(err.value)
+
+
+def test_the_agent_runs_on_the_standard_library_alone(tmp_path):
+    # -I -S: no site-packages, no PYTHON* env; an empty env: it stops at its first check, importing it all
+    payload = tmp_path / "agent.pyz"
+    payload.write_bytes(pod_env.payload())
+    res = subprocess.run([sys.executable, "-I", "-S", str(payload)], env={}, capture_output=True, text=True, timeout=30)
+    lines = res.stdout.splitlines()
+    assert res.returncode == 2, res.stderr
+    assert re.fullmatch(r"runpod-deploy boot=[0-9a-f]{16}", lines[0])
+    assert lines[1:] == ["runpod-deploy phase=prepare",
+                         "runpod-deploy error=VLLM_API_KEY is not set: refusing to start vLLM without an API key "
+                         "(pass it as a pod secret)", "runpod-deploy phase=failed"]
+
+
+def test_the_bootstrap_one_liner_is_shellcheck_clean(tmp_path):
+    # The only bash left: the start command.
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install -y shellcheck); CI installs it")
+    script = tmp_path / "bootstrap.sh"
+    script.write_text("#!/usr/bin/env bash\n" + bootstrap_command()[2] + "\n")
+    res = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_readme_shows_the_real_args_string():

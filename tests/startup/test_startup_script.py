@@ -1,19 +1,23 @@
-"""The real startup.sh, run against stubs (devkit/stubs/stub.py) in a temp WORKSPACE (devkit/startup.py)."""
+"""The agent's acceptance suite: the real pod agent (the zipapp the pod gets), run against stubs
+(devkit/stubs/stub.py) in a temp WORKSPACE and container disk (devkit/startup.py)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from devkit.startup import DEV_MODELS, OLMOCR, PHASES, QWEN, SCRIPT_PATH, SECRETS, pid_alive, sha
+from devkit.startup import DEV_MODELS, OLMOCR, PHASES, QWEN, SECRETS, pid_alive, sha
+
+from runpod_deploy import pod_env
+from startup.agent import archive
 
 READY = r"^runpod-deploy phase=ready$"
 FP8 = "Qwen/Qwen3-VL-8B-Instruct-FP8"
@@ -44,15 +48,24 @@ def served_names(argv: list[str]) -> list[str]:
     return out
 
 
-def test_shellcheck_clean():
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt-get install -y shellcheck); CI installs it")
-    res = subprocess.run(["shellcheck", str(SCRIPT_PATH)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
+def settled(run, timeout: float = 15) -> None:
+    """Both phases that end a start: vLLM answers, and Open WebUI's venv is there and it was started."""
+    run.wait_for(READY, timeout=timeout)
+    run.wait_for(r"^runpod-deploy phase=start-webui$", timeout=timeout)
 
 
-def test_bash_syntax():
-    subprocess.run(["bash", "-n", str(SCRIPT_PATH)], check=True)
+def assert_phases(run) -> None:
+    """The phases in order; Open WebUI starts alongside vLLM's load, so `ready` may come before it."""
+    got = run.phases()
+    assert got[:5] == PHASES[:5] and sorted(got[5:]) == sorted(PHASES[5:]), got
+
+
+def archive_dest(ws, venv: str):
+    """The archive's base path on the volume (archive.py's `dest`): <venv>-<version>-<key hash>."""
+    names = {m.group(1) for p in (ws / "venvs").iterdir()
+             if (m := re.match(rf"^({re.escape(venv)}-[0-9a-f]{{12}})", p.name))}
+    (name,) = names
+    return ws / "venvs" / name
 
 
 def uv_installs(h, records=None) -> list[list[str]]:
@@ -66,26 +79,22 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
     run = h.start()
     run.wait_for(READY)
     run.wait_for(r"Open WebUI is up on port")
-    assert run.phases() == PHASES
+    assert_phases(run)
+    assert run.lines[0].startswith("runpod-deploy boot=")  # first line of every boot
 
     # installs: two venvs on the container disk, each with exactly its pinned package, bytecode compiled
     assert uv_installs(h) == [
-        ["venv", "--python", "3.12", f"{disk}/vllm-0.11.2"],
-        ["pip", "install", "--compile-bytecode", "--python", f"{disk}/vllm-0.11.2/bin/python", "vllm==0.11.2"],
-        ["venv", "--python", "3.11", f"{disk}/openwebui-0.7.2"],
-        ["pip", "install", "--compile-bytecode", "--python", f"{disk}/openwebui-0.7.2/bin/python",
+        ["venv", "--python", "3.12", f"{disk}/vllm-0.11.2/env"],
+        ["pip", "install", "--compile-bytecode", "--python", f"{disk}/vllm-0.11.2/env/bin/python", "vllm==0.11.2"],
+        ["venv", "--python", "3.11", f"{disk}/openwebui-0.7.2/env"],
+        ["pip", "install", "--compile-bytecode", "--python", f"{disk}/openwebui-0.7.2/env/bin/python",
          "open-webui==0.7.2"],
     ]
-    # ... and one archive each on the volume, with a marker keyed by requirement, Python and path
+    # ... and one archive each on the volume, named after the requirement, Python and path
     for name, req, py in (("vllm-0.11.2", "vllm==0.11.2", "3.12"), ("openwebui-0.7.2", "open-webui==0.7.2", "3.11")):
-        key, size = (ws / f"venvs/{name}.tar.complete").read_text().splitlines()
-        assert key == f"{req} python={py} path={disk}/{name}"
-        assert int(size) == (ws / f"venvs/{name}.tar").stat().st_size
-        listing = subprocess.run(["tar", "-tf", ws / f"venvs/{name}.tar"], capture_output=True, text=True,
-                                 check=True).stdout.split()
-        assert f"{name}/bin/python" in listing and f"{name}.python/" in listing
-        assert (disk / f"{name}.complete").read_text().strip() == key
-    assert not list((ws / "venvs").glob("*.tmp.*"))
+        assert archive.exists(archive_dest(ws, name))
+        assert (disk / f"{name}.complete").read_text().strip() == f"{req} python={py} path={disk}/{name}/env"
+    assert not [p for p in (ws / "venvs").iterdir() if ".tmp" in p.name]
 
     # one download, with uv's hf CLI (alongside the installs), into the old /workspace/hf_cache layout
     assert [r["argv"] for r in h.records("uv") if r["argv"][:1] == ["tool"]] == [
@@ -130,10 +139,13 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
     for rec in (dl, vllm, webui):
         assert rec["env"]["HF_HUB_ENABLE_HF_TRANSFER"] == "0", rec["tool"]
         assert rec["env"]["HF_XET_CHUNK_CACHE_SIZE_BYTES"] == "0", rec["tool"]
-    for key in ("WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY"):
-        assert wenv[key] == sha(SECRETS[key])
-    for absent in ("VLLM_API_KEY", "HF_TOKEN", "STARTUP_B64"):
+    assert wenv["WEBUI_SECRET_KEY"] == sha(SECRETS["WEBUI_SECRET_KEY"])
+    for absent in ("VLLM_API_KEY", "HF_TOKEN", "STARTUP_B64", "WEBUI_ADMIN_PASSWORD", "WEBUI_ADMIN_EMAIL"):
         assert absent not in wenv, absent
+    # the admin step (Open WebUI's own code, its venv python) got the preset admin, before serve
+    (admin,) = h.records("webui-admin")
+    assert admin["env"]["WEBUI_ADMIN_PASSWORD"] == sha(SECRETS["WEBUI_ADMIN_PASSWORD"])
+    assert admin["cwd"] == data_dir and admin["t"] < webui["t"]
 
     # the key reached vLLM: /v1/models needs it and lists both served names
     assert get(f"http://127.0.0.1:{run.vllm_port}/v1/models")[0] == 401
@@ -146,6 +158,7 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
     assert "stub vllm args: serve" in (ws / "logs/olmocr/vllm.log").read_text()
     assert "stub open-webui starting" in (ws / "logs/olmocr/openwebui.log").read_text()
     assert "runpod-deploy phase=ready" in (ws / "logs/olmocr/startup.log").read_text()
+    assert f" {run.lines[0]}\n" in (ws / "logs/olmocr/startup.log").read_text()  # the boot line too
 
     assert run.stop() == 0
     assert not pid_alive(vllm["pid"]) and not pid_alive(webui["pid"])
@@ -162,7 +175,8 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
         warm.wait_for(r"Open WebUI is up on port")  # its stub has recorded its call by then
         new = h.records()[before:]
         assert [r["tool"] for r in new if r["tool"] in ("uv", "hf", "huggingface-cli")] == []
-        assert sorted(r["tool"] for r in new) == ["nvidia-smi", "open-webui", "vllm"]
+        assert sorted(r["tool"] for r in new if r["tool"] != "tar") == ["nvidia-smi", "open-webui", "vllm"]
+        assert len([r for r in new if r["tool"] == "tar"]) == (2 if fresh_disk else 0)  # the two restores
         (vllm2,) = [r for r in new if r["tool"] == "vllm"]
         assert vllm2["env"]["HF_HUB_OFFLINE"] == "1"
         assert vllm2["argv"][1] == "allenai/olmOCR-2-7B-1025-FP8"
@@ -170,21 +184,21 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
         restored = [line for line in warm.lines if re.search(r": restored .* nothing installed$", line)]
         ready = [line for line in warm.lines if " is ready in " in line]
         assert (len(restored), len(ready)) == ((2, 0) if fresh_disk else (0, 2)), warm.output
-        assert warm.phases() == PHASES
+        assert_phases(warm)
         assert warm.stop() == 0
 
 
 def test_a_restored_venv_keeps_the_python_uv_downloaded(h):
     # uv puts a Python it downloads under ~/.local/share/uv by default: on the container disk, so a
-    # pod stop would leave the restored venv pointing to a missing interpreter. The template keeps it
+    # pod stop would leave the restored venv pointing to a missing interpreter. The agent keeps it
     # next to the venv, in the archive.
     run = h.start(STUB_UV_MANAGED_PYTHON="1")
-    run.wait_for(READY)
+    settled(run)
     assert run.stop() == 0
     h.fresh_container_disk()
     before = len(h.records())
     warm = h.start(STUB_UV_MANAGED_PYTHON="1")
-    warm.wait_for(READY)
+    settled(warm)
     assert uv_installs(h, h.records()[before:]) == []
     for name in ("vllm", "openwebui"):
         python = (h.venv(name) / "bin" / "python").resolve()
@@ -193,47 +207,56 @@ def test_a_restored_venv_keeps_the_python_uv_downloaded(h):
     warm.stop()
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "corrupt", "marker-missing", "moved"])
+@pytest.mark.parametrize("damage", ["missing", "truncated", "corrupt", "checksum-missing", "moved"])
 def test_a_missing_or_corrupt_archive_is_rebuilt(h, damage):
     run = h.start()
-    run.wait_for(READY)
+    settled(run)
     assert run.stop() == 0
     h.fresh_container_disk()
-    archive = h.ws / "venvs/vllm-0.11.2.tar"
+    dest = archive_dest(h.ws, "vllm-0.11.2")
+    files = sorted(h.ws.glob("venvs/vllm-0.11.2-*"), key=lambda p: p.stat().st_size)
+    data, others = files[-1], [f for f in files[:-1] if not f.name.endswith(".lock")]
     overrides = {}
     if damage == "missing":
-        archive.unlink()
+        for f in files:
+            f.unlink()
     elif damage == "truncated":
-        archive.write_bytes(archive.read_bytes()[:1000])
-    elif damage == "corrupt":  # same size, not a tar
-        archive.write_bytes(b"x" * archive.stat().st_size)
-    elif damage == "marker-missing":  # e.g. a pod stopped while writing the archive
-        archive.with_name(archive.name + ".complete").unlink()
+        data.write_bytes(data.read_bytes()[:1000])
+    elif damage == "corrupt":  # same size, not what was written
+        data.write_bytes(b"x" * data.stat().st_size)
+    elif damage == "checksum-missing":  # e.g. a pod stopped while writing the archive
+        for f in others:
+            f.unlink()
     else:  # a venv only works at the path it was created at
         overrides["VENV_ROOT"] = str(h.disk / "elsewhere")
     before = len(h.records())
     warm = h.start(**overrides)
-    warm.wait_for(READY)
+    settled(warm)
     installs = uv_installs(h, h.records()[before:])
     venv_root = overrides.get("VENV_ROOT", str(h.venv_root))
-    assert ["pip", "install", "--compile-bytecode", "--python", f"{venv_root}/vllm-0.11.2/bin/python",
+    assert ["pip", "install", "--compile-bytecode", "--python", f"{venv_root}/vllm-0.11.2/env/bin/python",
             "vllm==0.11.2"] in installs
     assert ("open-webui==0.7.2" in str(installs)) == (damage == "moved")
     assert "vllm: archived" in warm.output
-    key, size = archive.with_name(archive.name + ".complete").read_text().splitlines()
-    assert key.endswith(f"path={venv_root}/vllm-0.11.2") and int(size) == archive.stat().st_size
+    if damage in ("truncated", "corrupt"):
+        assert re.search(r"^runpod-deploy error=vllm: .*: rebuilding it$", warm.output, re.M)
+    assert archive.exists(archive_dest(h.ws, "vllm-0.11.2") if damage != "moved" else dest)
     assert warm.stop() == 0
 
 
-def test_the_download_runs_alongside_the_installs(h):
-    run = h.start(STUB_UV_SLEEP="1", STUB_HF_SLEEP="1")
-    run.wait_for(READY, timeout=30)
+def test_the_download_runs_alongside_the_installs_and_vllm_does_not_wait_for_open_webui(h):
+    run = h.start(STUB_UV_SLEEP="2", STUB_HF_SLEEP="1")  # each `uv pip install` takes 2 s
+    settled(run, timeout=30)
     (dl,) = h.records("hf")
-    (webui_install,) = [r for r in h.records("uv") if "open-webui==0.7.2" in r["argv"]]
-    assert dl["t"] < webui_install["t"], "the download waited for the installs"
+    # `tar -c` of a venv runs once its install is done (the archive for the next starts)
+    packed = {name: r["t"] for r in h.records("tar") for name in ("vllm-0.11.2", "openwebui-0.7.2")
+              if r["argv"][0].startswith("-c") and any(name in a for a in r["argv"])}
+    (vllm,) = h.records("vllm")
+    assert dl["t"] < packed["vllm-0.11.2"], "the download waited for the installs"
+    assert vllm["t"] < packed["openwebui-0.7.2"], "vLLM waited for Open WebUI's install"
     assert run.output.index("downloading allenai/olmOCR-2-7B-1025-FP8 alongside the installs") < \
         run.output.index("runpod-deploy phase=install-vllm")
-    assert run.phases() == PHASES
+    assert_phases(run)
     run.stop()
 
 
@@ -272,6 +295,7 @@ def test_service_that_keeps_failing_is_given_up_but_pod_stays_up(h):
     assert run.proc.poll() is None, "the script must stay alive for inspection"
     assert len(h.records("vllm")) == 3
     assert "phase=ready" not in run.output
+    assert run.lines[-1] == "runpod-deploy phase=failed" or "runpod-deploy phase=failed" in run.lines
     assert run.stop() == 0
 
 
@@ -377,20 +401,21 @@ def test_no_matching_profile_and_no_default_is_an_error(h):
 
 @pytest.mark.parametrize("var", ["WORKSPACE", "POD_LABEL", "MODEL_ID", "SERVED_MODEL_NAME", "GPU_PROFILES_JSON",
                                  "VLLM_VERSION", "OPENWEBUI_VERSION"])
-def test_a_missing_required_setting_stops_the_script_naming_it(h, var):
+def test_a_missing_required_setting_stops_the_agent_naming_it(h, var):
     run = h.start(without=[var])
     assert run.wait_exit() == 2
     assert f"runpod-deploy error={var} is not set: the pod env must give it" in run.output
     assert h.records() == []
 
 
-def test_a_profile_field_the_script_does_not_use_stops_it(h):
-    # A field added to the schema but not to the script must not be dropped silently.
+def test_a_profile_field_the_agent_does_not_use_stops_it(h):
+    # A field added to the schema but not to the agent must not be dropped silently.
     env = json.loads(h.env()["GPU_PROFILES_JSON"])
     env["default"]["maxNumSeqs"] = 8
     run = h.start(GPU_PROFILES_JSON=json.dumps(env))
     assert run.wait_exit() == 2
     assert "does not use: ['maxNumSeqs']" in run.output
+    assert "runpod-deploy phase=failed" in run.lines
     assert h.records("uv", "hf", "vllm") == []
 
 
@@ -467,21 +492,22 @@ def test_no_secret_in_stdout_logs_or_argv(h):
 
 def test_phase_lines_are_exact_and_in_order(h):
     run = h.start()
-    run.wait_for(READY)
+    settled(run)
     phase_lines = [line for line in run.lines if line.startswith("runpod-deploy phase")]
-    assert phase_lines == [f"runpod-deploy phase={p}" for p in PHASES]
+    assert all(line in [f"runpod-deploy phase={p}" for p in PHASES] for line in phase_lines)
+    assert_phases(run)
     run.stop()
 
 
 def test_unfinished_install_is_redone(h):
     venv = h.venv_root / "vllm-0.11.2"
-    (venv / "bin").mkdir(parents=True)
+    (venv / "env/bin").mkdir(parents=True)
     (venv / "half-written").write_text("x")
     run = h.start()
     h.wait_records("vllm", 1)
     assert f"removing the unfinished install in {venv}" in run.output
     assert not (venv / "half-written").exists()
-    assert ["venv", "--python", "3.12", str(venv)] in [r["argv"] for r in h.records("uv")]
+    assert ["venv", "--python", "3.12", f"{venv}/env"] in [r["argv"] for r in h.records("uv")]
     run.stop()
 
 
@@ -509,5 +535,169 @@ def test_a_second_copy_in_the_same_container_leaves_the_first_alone(h):
     second = h.start()
     assert second.wait_exit() == 0
     assert "already runs in this container" in second.output
+    assert second.lines[0].startswith("runpod-deploy boot=")
     assert len(h.records("vllm")) == 1 and first.proc.poll() is None
     first.stop()
+
+
+# ------------------------------------------------------------------ what each child gets, and the shared volume
+# Keys every child gets (the harness passes the stubs' STUB_* knobs through AGENT_PASS_ENV, a test knob).
+COMMON = {"PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "PWD"}
+SECRET_NAMES = {"VLLM_API_KEY", "HF_TOKEN", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "WEBUI_ADMIN_EMAIL",
+                "OPENAI_API_KEY", "RUNPOD_API_KEY"}
+
+
+def own_keys(rec) -> set[str]:
+    return {k for k in rec["env"] if k not in COMMON and not k.startswith("STUB_")}
+
+
+def test_each_child_gets_only_the_env_it_needs(h):
+    run = h.start(RUNPOD_POD_ID="pod1", RUNPOD_API_KEY="rpa_pod_SECRET_77")
+    settled(run)
+    run.wait_for(r"Open WebUI is up")
+    assert run.stop() == 0
+    by_tool: dict[str, list[dict]] = {}
+    for rec in h.records():
+        by_tool.setdefault(rec["tool"], []).append(rec)
+    uv_env = {"UV_CACHE_DIR", "UV_LINK_MODE"}
+    hf = {"HF_HOME", "HF_HUB_CACHE", "HF_HUB_ENABLE_HF_TRANSFER", "HF_XET_CHUNK_CACHE_SIZE_BYTES"}
+    for rec in [r for r in by_tool["uv"] if r["argv"][0] != "tool"]:  # installers: no secret at all
+        assert own_keys(rec) == uv_env | {"UV_PYTHON_INSTALL_DIR"}, rec["argv"]
+        # uv's cache on the container disk, never the image's /workspace/.cache/uv
+        assert rec["env"]["UV_CACHE_DIR"] == str(h.disk / "uv-cache") and rec["env"]["UV_LINK_MODE"] == "hardlink"
+    (dl,) = by_tool["hf"]
+    assert own_keys(dl) == uv_env | hf | {"HF_TOKEN", "HF_XET_HIGH_PERFORMANCE", "HF_HUB_DISABLE_PROGRESS_BARS"}
+    (vllm,) = by_tool["vllm"]
+    assert own_keys(vllm) & SECRET_NAMES == {"VLLM_API_KEY"}
+    (webui,) = by_tool["open-webui"]
+    assert own_keys(webui) & SECRET_NAMES == {"OPENAI_API_KEY", "WEBUI_SECRET_KEY"}
+    (admin,) = by_tool["webui-admin"]
+    assert own_keys(admin) - own_keys(webui) == {"WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"}
+    for rec in by_tool["tar"] + by_tool["nvidia-smi"]:  # started without an allowlist: still no secret
+        assert not own_keys(rec) & SECRET_NAMES and "STARTUP_B64" not in rec["env"], rec["tool"]
+    for rec in h.records():  # the pod-scoped key reaches no child at all, nor the image's volume paths
+        assert "RUNPOD_API_KEY" not in rec["env"] and "rpa_pod_SECRET_77" not in json.dumps(rec), rec["tool"]
+        assert not rec["env"].get("UV_CACHE_DIR", "").startswith("/workspace"), rec["tool"]
+        assert not rec["env"].get("HF_HOME", "").startswith("/workspace/.cache"), rec["tool"]
+
+
+def test_the_admin_step_runs_only_when_the_password_changed(h):
+    data = h.ws / "open-webui/olmocr"
+    users = data / "stub-users.json"
+    for i, password in enumerate(["Pw-SECRET-44b0!", "Pw-SECRET-44b0!", "Pw-NEW-SECRET-9"]):
+        run = h.start(WEBUI_ADMIN_PASSWORD=password)
+        settled(run)
+        run.wait_for(r"Open WebUI is up")
+        assert run.stop() == 0
+        admin = h.records("webui-admin")
+        assert len(admin) == [1, 1, 2][i], run.output  # not again while the password is the same
+        (user,) = json.loads(users.read_text()).values()
+        assert user["role"] == "admin" and user["password"] == "stub:" + sha(password).split(":")[1]
+        assert password not in run.output
+    fp = data / ".runpod-deploy-admin"
+    assert oct(fp.stat().st_mode & 0o777) == "0o600" and "Pw-" not in fp.read_text()
+
+
+def test_a_damaged_compile_cache_index_is_moved_aside_before_vllm_starts(h):
+    index = h.ws / "vllm_cache/nvidia-l40s/torch_compile_cache/abc/rank_0_0/backbone/vllm_compile_cache.py"
+    index.parent.mkdir(parents=True)
+    index.write_text("{(1, 'x'): 'cut sho")
+    run = h.start()
+    run.wait_for(READY)
+    assert not index.exists() and list(index.parent.glob("vllm_compile_cache.py.bad-*"))
+    assert run.output.index("compile-cache index") < run.output.index("runpod-deploy phase=start-vllm")
+    run.stop()
+
+
+def test_two_quick_vllm_crashes_retry_once_without_the_compile_cache(h):
+    run = h.start(STUB_VLLM_FAIL="1", MAX_RESTARTS="3")
+    run.wait_for(r"^runpod-deploy error=vllm keeps failing", timeout=30)
+    flags = [r["env"].get("VLLM_DISABLE_COMPILE_CACHE") for r in h.records("vllm")]
+    assert flags == [None, None, "1", None]
+    run.stop()
+
+
+def test_open_webui_skips_the_hub_once_its_embedding_model_is_on_the_volume(h):
+    snap = h.ws / "hf_cache/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/abc"
+    run = h.start()
+    settled(run)
+    assert "RAG_EMBEDDING_MODEL_AUTO_UPDATE" not in h.wait_records("open-webui", 1)[0]["env"]  # first: fetch it
+    assert run.stop() == 0
+    snap.mkdir(parents=True)
+    run = h.start()
+    settled(run)
+    assert h.wait_records("open-webui", 2)[1]["env"]["RAG_EMBEDDING_MODEL_AUTO_UPDATE"] == "False"
+    run.stop()
+
+
+def test_the_gate_is_loaded_into_vllm_only_when_the_package_has_it(h, tmp_path):
+    run = h.start()
+    (vllm,) = h.wait_records("vllm", 1)
+    assert "--middleware" not in vllm["argv"] and "PYTHONPATH" not in vllm["env"]  # inert without gate.py
+    run.stop()
+    agent = tmp_path / "agent-with-gate"
+    shutil.copytree(pod_env.AGENT_DIR, agent, ignore=shutil.ignore_patterns("__pycache__"))
+    (agent / "gate.py").write_text("class Gate:\n    pass\n")
+    payload = base64.b64encode(pod_env_payload(agent)).decode()
+    run = h.start(STARTUP_B64=payload)
+    vllm = h.wait_records("vllm", 2)[1]
+    assert vllm["argv"][-2:] == ["--middleware", "gate.Gate"]
+    assert vllm["env"]["PYTHONPATH"] == str(h.run_dir / "pymods")
+    assert (h.run_dir / "pymods/gate.py").read_text() == "class Gate:\n    pass\n"
+    run.stop()
+
+
+def pod_env_payload(agent_dir) -> bytes:
+    saved = pod_env.AGENT_DIR
+    try:
+        pod_env.AGENT_DIR = agent_dir
+        return pod_env.payload()
+    finally:
+        pod_env.AGENT_DIR = saved
+
+
+def test_two_pods_cold_starting_on_one_volume_download_once_and_leave_valid_archives(h, tmp_path):
+    from devkit.startup import Harness
+    (tmp_path / "pod2").mkdir()
+    other = Harness(tmp_path / "pod2")
+    other.ws.rmdir()
+    other.ws.symlink_to(h.ws)  # the same network volume, another container disk
+    try:
+        runs = [h.start(STUB_UV_SLEEP="1", STUB_HF_SLEEP="1"), other.start(STUB_UV_SLEEP="1", STUB_HF_SLEEP="1")]
+        for run in runs:
+            settled(run, timeout=60)
+        for run in runs:
+            assert run.stop() == 0
+        for venv in ("vllm-0.11.2", "openwebui-0.7.2"):
+            names = {p.name for p in (h.ws / "venvs").iterdir() if p.name.startswith(venv) and ".tmp" in p.name}
+            assert names == set()
+        # each pod's venv path is its own container disk's: its own archive (the key has the path)
+        dests = {m.group(1) for p in (h.ws / "venvs").iterdir()
+                 if (m := re.match(r"^(vllm-0\.11\.2-[0-9a-f]{12})", p.name))}
+        assert len(dests) == 2 and all(archive.exists(h.ws / "venvs" / d) for d in dests)
+        # the same model: one pod downloads it, the other waits for the lock and finds it complete
+        assert len(h.records("hf")) + len(other.records("hf")) == 1
+        assert "was downloaded meanwhile (another pod)" in runs[0].output + runs[1].output
+        # a third start on a fresh disk restores, and the archive verifies
+        h.fresh_container_disk()
+        before = len(h.records())
+        warm = h.start()
+        settled(warm)
+        assert uv_installs(h, h.records()[before:]) == []
+        warm.stop()
+    finally:
+        other.cleanup()
+
+
+def test_a_signal_during_setup_stops_every_child_and_the_agent(h):
+    hold = h.tmp / "hold"
+    hold.write_text("installing")
+    run = h.start(STUB_HOLD=hold)
+    run.wait_for(r"^runpod-deploy phase=install-vllm$")
+    (install,) = h.wait_records("uv", 2)[-1:]  # the vLLM install (and the download) waiting on the hold
+    assert run.stop() == 143
+    assert "runpod-deploy error=stopped by a signal during setup" in run.lines
+    assert "runpod-deploy phase=failed" not in run.lines  # not a failure of the pod: it was stopped
+    time.sleep(0.5)
+    assert all(not pid_alive(r["pid"]) for r in h.records("uv", "hf")), "a child outlived the agent"
+    assert install["argv"][0] in ("venv", "tool")
