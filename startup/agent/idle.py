@@ -12,6 +12,9 @@ Standard library only (it runs on the pod inside the agent's zipapp). Two parts:
                   a live report saw the REST stop refused (403) and runpodctl's GraphQL podStop work
                   (../shared/reference/live-behaviour-review-2.md §2a), hence the chain.
 
+`from_env(env, metrics_url=…, log=…)` builds both from the pod env (IDLE_STOP_*, RUNPOD_POD_ID,
+RUNPOD_API_KEY), or returns None when idle stop is off.
+
 Every line goes through `log` whole (``runpod-deploy: …`` or ``runpod-deploy error=…``, built with
 `protocol`); the key never appears in one: every text from outside is scrubbed of it first.
 """
@@ -27,7 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 from . import protocol
 
@@ -36,6 +39,11 @@ USER_AGENT = "runpod-deploy-agent/1 (idle-stop)"
 HTTP_TIMEOUT_S = 30.0
 RUNPODCTL_TIMEOUT_S = 60.0
 DEFAULT_RETRY_S = 300.0  # a refused (or unconfirmed) stop is asked again this often while idle
+DEFAULT_API_URL = "https://api.runpod.io/v2"
+DEFAULT_GRAPHQL_URL = "https://api.runpod.io/graphql"
+# The pod env's knobs (runpod_deploy/pod_env.py sets IDLE_STOP_MINUTES from idleStopMinutes; tests
+# shorten the rest): name -> default.
+SECONDS_ENV = {"IDLE_STOP_MINUTE_S": 60.0, "IDLE_STOP_CHECK_S": 30.0, "IDLE_STOP_RETRY_S": DEFAULT_RETRY_S}
 
 # v2 answers that say "this key may not do this here", not "try later": the next path may work.
 # 401/403: the key's scope; 404: the path or the pod is hidden from this key; 410: a retired API.
@@ -262,8 +270,10 @@ class IdleWatcher:
     """
 
     def __init__(self, *, minutes: int, minute_s: float, check_s: float, metrics_url: str,
-                 stopper: PodStopper, log: Callable[[str], None], retry_s: float = DEFAULT_RETRY_S,
+                 stopper: PodStopper, log: Callable[[str], None], retry_s: Optional[float] = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        if retry_s is None:  # not passed: the pod env's IDLE_STOP_RETRY_S, so tests can shorten it
+            retry_s = _seconds(os.environ, "IDLE_STOP_RETRY_S")
         if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 1:
             raise ValueError(f"minutes must be a whole number of minutes (1 or more), got {minutes!r}")
         for name, value in (("minute_s", minute_s), ("check_s", check_s), ("retry_s", retry_s)):
@@ -317,7 +327,7 @@ class IdleWatcher:
                 f"(the volume is kept; `pulumi up` starts it again)")
         else:
             say(f"idle stop: still no request: asking RunPod again to stop pod {pod} (attempt {attempt})")
-        retry = f"{self.retry_s / 60:g} min"
+        retry = f"{self.retry_s / 60:g} min" if self.retry_s >= 60 else f"{self.retry_s:g} s"
         if self.stopper.stop():
             say(f"idle stop: RunPod accepted the stop ({self.stopper.accepted_by}); checking again in "
                 f"{retry} if the pod still runs")
@@ -343,3 +353,35 @@ class IdleWatcher:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise OSError(str(exc)) from None
         return parse_metrics(text)
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name) or ""
+    if not raw:
+        return SECONDS_ENV[name]
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", raw) or not float(raw) > 0:
+        raise ValueError(f"{name} must be a positive number of seconds (got '{raw}')")
+    return float(raw)
+
+
+def from_env(env: Mapping[str, str], *, metrics_url: str, log: Callable[[str], None]) -> Optional[IdleWatcher]:
+    """The watcher the pod env asks for, or None: off without IDLE_STOP_MINUTES, and off (saying why,
+    as an error= line) without the identity RunPod injects. Raises ValueError, whose text is the line
+    to print, for a bad setting. Read `env` before the key is dropped from the agent's own env."""
+    minutes = env.get("IDLE_STOP_MINUTES") or ""
+    if not minutes:
+        return None
+    if not re.fullmatch(r"[1-9][0-9]*", minutes):
+        raise ValueError("IDLE_STOP_MINUTES must be a whole number of minutes (1 or more), or empty for no "
+                         f"idle stop (got '{minutes}')")
+    seconds = {name: _seconds(env, name) for name in SECONDS_ENV}
+    pod_id, key = env.get(protocol.RUNPOD_POD_ID_ENV), env.get(protocol.RUNPOD_POD_KEY_ENV)
+    if not pod_id or not key:
+        log(protocol.error_line(f"idle stop is off: {protocol.RUNPOD_POD_ID_ENV} and {protocol.RUNPOD_POD_KEY_ENV}, "
+                                "which RunPod sets in every pod, are not both set"))
+        return None
+    stopper = PodStopper(pod_id=pod_id, pod_key=key, api_url=env.get("IDLE_STOP_API_URL") or DEFAULT_API_URL,
+                         graphql_url=env.get("IDLE_STOP_GRAPHQL_URL") or DEFAULT_GRAPHQL_URL, log=log)
+    return IdleWatcher(minutes=int(minutes), minute_s=seconds["IDLE_STOP_MINUTE_S"],
+                       check_s=seconds["IDLE_STOP_CHECK_S"], metrics_url=metrics_url, stopper=stopper, log=log,
+                       retry_s=seconds["IDLE_STOP_RETRY_S"])

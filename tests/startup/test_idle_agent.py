@@ -367,7 +367,7 @@ def test_a_refused_stop_is_logged_the_pod_keeps_serving_and_it_asks_again_while_
     w = watch(retry_s=0.6)
     first = w.wait_for("runpod-deploy error=idle stop refused (v2 action: HTTP 403: key <pod key> may not; "
                        "GraphQL podStop: HTTP 200: denied for key <pod key>; runpodctl: not on PATH): the pod keeps "
-                       "serving and billing; asking again every 0.01 min while it stays idle")
+                       "serving and billing; asking again every 0.6 s while it stays idle")
     assert len(fake.calls("graphql")) == 1
     second = w.wait_for("asking RunPod again to stop pod " + POD + " (attempt 2)")
     assert second - first >= 0.6 - CHECK_S
@@ -406,3 +406,44 @@ def test_bad_settings_raise_with_the_rule(fake, kw):
                    stopper=stopper(fake, Log()), log=Log()), **kw}
     with pytest.raises(ValueError, match="must be"):
         idle.IdleWatcher(**args)
+
+
+# --- from the pod env ------------------------------------------------------------------------------
+
+IDENTITY = {"RUNPOD_POD_ID": POD, "RUNPOD_API_KEY": KEY}
+
+
+def test_from_env_off_unless_configured_and_off_saying_why_without_the_identity():
+    log = Log()
+    assert idle.from_env({**IDENTITY}, metrics_url="http://127.0.0.1:9/metrics", log=log) is None and log == []
+    assert idle.from_env({"IDLE_STOP_MINUTES": "30", "RUNPOD_POD_ID": POD}, metrics_url="x", log=log) is None
+    assert log == ["runpod-deploy error=idle stop is off: RUNPOD_POD_ID and RUNPOD_API_KEY, which RunPod sets in "
+                   "every pod, are not both set"]
+
+
+def test_from_env_reads_every_knob(monkeypatch):
+    monkeypatch.delenv("IDLE_STOP_RETRY_S", raising=False)
+    w = idle.from_env({**IDENTITY, "IDLE_STOP_MINUTES": "30"}, metrics_url="http://127.0.0.1:9/metrics", log=Log())
+    assert (w.limit_s, w.check_s, w.retry_s) == (1800.0, 30.0, 300.0)
+    assert (w.stopper.api_url, w.stopper.graphql_url) == (idle.DEFAULT_API_URL, idle.DEFAULT_GRAPHQL_URL)
+    env = {**IDENTITY, "IDLE_STOP_MINUTES": "2", "IDLE_STOP_MINUTE_S": "0.5", "IDLE_STOP_CHECK_S": "0.1",
+           "IDLE_STOP_RETRY_S": "7", "IDLE_STOP_API_URL": "http://a/v2", "IDLE_STOP_GRAPHQL_URL": "http://a/graphql"}
+    w = idle.from_env(env, metrics_url="http://127.0.0.1:9/metrics", log=Log())
+    assert (w.limit_s, w.check_s, w.retry_s, w.stopper.pod_id) == (1.0, 0.1, 7.0, POD)
+    assert (w.stopper.api_url, w.stopper.graphql_url) == ("http://a/v2", "http://a/graphql")
+    monkeypatch.setenv("IDLE_STOP_RETRY_S", "4")  # a watcher built without retry_s takes it from the env
+    assert idle.IdleWatcher(minutes=1, minute_s=1, check_s=1, metrics_url="x", stopper=w.stopper,
+                            log=Log()).retry_s == 4.0
+
+
+@pytest.mark.parametrize("value", ["0", "ten", "1.5", "-3"])
+def test_from_env_refuses_a_bad_minutes_value_with_the_fix(value):
+    with pytest.raises(ValueError) as exc:
+        idle.from_env({**IDENTITY, "IDLE_STOP_MINUTES": value}, metrics_url="x", log=Log())
+    assert str(exc.value) == (f"IDLE_STOP_MINUTES must be a whole number of minutes (1 or more), or empty for "
+                              f"no idle stop (got '{value}')")
+
+
+def test_from_env_refuses_bad_seconds():
+    with pytest.raises(ValueError, match=r"IDLE_STOP_CHECK_S must be a positive number of seconds \(got 'soon'\)"):
+        idle.from_env({**IDENTITY, "IDLE_STOP_MINUTES": "1", "IDLE_STOP_CHECK_S": "soon"}, metrics_url="x", log=Log())
