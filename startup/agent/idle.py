@@ -135,7 +135,8 @@ class PodStopper:
         if self._done("v2 action", status is not None and 200 <= status < 300, _http_text(status, detail)):
             return True
         if status not in REFUSED_STATUSES:
-            self._say("idle stop: no other path tried: that answer says 'not now' rather than 'not with this key'")
+            self._say("idle stop: other paths not tried: that is no refusal of this key, so the next attempt "
+                      "asks the same way")
             return False
         ok, text = self._graphql_stop()
         if self._done("GraphQL podStop", ok, text):
@@ -228,7 +229,8 @@ class PodStopper:
 
     def _scrub(self, text: str) -> str:
         text = " ".join(str(text).split())[:300]
-        return text.replace(self._key, "<pod key>") if self._key else text
+        # (a key too short to be real would scrub ordinary words)
+        return text.replace(self._key, "<pod key>") if len(self._key or "") >= 6 else text
 
     def _say(self, text: str) -> None:
         self.log(protocol.detail_line(self._scrub(text)))
@@ -385,3 +387,41 @@ def from_env(env: Mapping[str, str], *, metrics_url: str, log: Callable[[str], N
     return IdleWatcher(minutes=int(minutes), minute_s=seconds["IDLE_STOP_MINUTE_S"],
                        check_s=seconds["IDLE_STOP_CHECK_S"], metrics_url=metrics_url, stopper=stopper, log=log,
                        retry_s=seconds["IDLE_STOP_RETRY_S"])
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """`python3 -m agent.idle` (with the agent's zipapp on PYTHONPATH): the watcher alone, from this
+    process's env, vLLM on 127.0.0.1:$VLLM_PORT, lines on stdout, until SIGTERM/SIGINT. `--stop-now`
+    asks RunPod once, at once, and says which path accepted: the way to learn on a live pod what
+    its key may do (nothing here has seen it). Exit 0: accepted (or watched until stopped); 1: refused
+    or off; 2: a bad setting."""
+    import signal
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args not in ([], ["--stop-now"]):
+        print("usage: python3 -m agent.idle [--stop-now]", file=sys.stderr)
+        return 2
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    env = dict(os.environ)
+    if args == ["--stop-now"]:
+        env.setdefault("IDLE_STOP_MINUTES", "1")
+    try:
+        watcher = from_env(env, metrics_url=f"http://127.0.0.1:{env.get('VLLM_PORT') or protocol.VLLM_PORT}/metrics",
+                           log=log)
+    except ValueError as exc:
+        log(protocol.error_line(str(exc)))
+        return 2
+    if watcher is None:
+        return 1
+    if args == ["--stop-now"]:
+        return 0 if watcher.stopper.stop() else 1
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    watcher.run(done)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
