@@ -21,6 +21,7 @@ Every line goes through `log` whole (``runpod-deploy: …`` or ``runpod-deploy e
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 from typing import Callable, Mapping, Optional
 
 from . import protocol
@@ -131,7 +133,8 @@ class PodStopper:
 
     def stop(self) -> bool:
         self.outcomes, self.accepted_by = [], None
-        status, detail = self._http("POST", f"{self.api_url}/pods/{self.pod_id}/action", {"action": "stop"})
+        status, detail = self._http("POST", f"{self.api_url}/pods/{quote(self.pod_id, safe='')}/action",
+                                    {"action": "stop"})
         if self._done("v2 action", status is not None and 200 <= status < 300, _http_text(status, detail)):
             return True
         if status not in REFUSED_STATUSES:
@@ -147,7 +150,7 @@ class PodStopper:
     def status(self) -> Optional[str]:
         """The pod's status as RunPod shows it (v2 `status`, else GraphQL `desiredStatus`), or None
         when neither answers this key."""
-        status, body = self._http("GET", f"{self.api_url}/pods/{self.pod_id}")
+        status, body = self._http("GET", f"{self.api_url}/pods/{quote(self.pod_id, safe='')}")
         if status == 200 and isinstance(body, dict) and isinstance(body.get("status"), str):
             return body["status"]
         status, body = self._http("POST", self.graphql_url, {"query": STATUS_QUERY,
@@ -224,7 +227,7 @@ class PodStopper:
                 return response.status, _body(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, _body(exc.read())
-        except Exception as exc:  # refused, reset, timeout, DNS: nothing answered
+        except (OSError, http.client.HTTPException, ValueError) as exc:  # refused, reset, timeout, DNS, bad URL
             return None, f"{type(exc).__name__}: {exc}"
 
     def _scrub(self, text: str) -> str:

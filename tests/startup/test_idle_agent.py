@@ -228,7 +228,8 @@ def test_graphql_refused_goes_on_to_the_new_runpodctl_with_the_key_in_its_env(fa
     assert [c["argv"] for c in calls] == [["pod", "--help"], ["pod", "stop", POD]]
     assert all(c["key"] == KEY and KEY not in " ".join(c["argv"]) for c in calls)
     assert calls[-1]["url"] == fake.base + "/graphql"  # the legacy CLI's GraphQL endpoint variable
-    assert log[-1] == f'runpod-deploy: idle stop: runpodctl accepted (`runpodctl pod stop`: exit 0: pod "{POD}" stopped)'
+    assert log[-1] == ("runpod-deploy: idle stop: runpodctl accepted "
+                       f'(`runpodctl pod stop`: exit 0: pod "{POD}" stopped)')
 
 
 def test_the_legacy_runpodctl_syntax_is_used_when_the_new_one_is_unknown(fake, tmp_path):
