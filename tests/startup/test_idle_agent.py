@@ -287,11 +287,11 @@ class Watching:
         self.thread = threading.Thread(target=self.watcher.run, args=(self.stop_event,), daemon=True)
         self.thread.start()
 
-    def wait_for(self, text: str, timeout: float = 5.0) -> float:
-        """Seconds since start when a line containing `text` appeared."""
+    def wait_for(self, text: str, timeout: float = 5.0, count: int = 1) -> float:
+        """Seconds since start when the `count`th line containing `text` appeared."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(text in line for line in list(self.log)):
+            if sum(text in line for line in list(self.log)) >= count:
                 return time.monotonic() - self.started
             time.sleep(0.01)
         raise AssertionError(f"no line with {text!r} in:\n{self.log.text()}")
@@ -397,6 +397,7 @@ def test_an_accepted_stop_that_did_not_happen_is_asked_again(fake, watch):
     w.wait_for("RunPod accepted the stop (v2 action)")
     w.wait_for("idle stop: RunPod shows the pod RUNNING")
     w.wait_for("(attempt 2)")
+    w.wait_for("RunPod accepted the stop (v2 action)", count=2)  # asked, not only announced
     assert len(fake.calls("v2 action")) >= 2
 
 
