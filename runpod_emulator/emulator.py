@@ -186,7 +186,8 @@ class Emulator:
 
     @property
     def requests(self) -> list[dict]:
-        """Every /v2 call in arrival order: {"method","path","query","status","ts"}; status None = dropped."""
+        """Every /v2 and /graphql call in arrival order: {"method","path","query","status","ts"}; status
+        None = dropped. `graphql.calls()` names each GraphQL call's operation, pod and key."""
         return self.recorder.entries()
 
     def state(self) -> dict:
