@@ -24,6 +24,8 @@ from typing import Optional
 from . import admin
 from .api import Api
 from .faults import REQUEST_KINDS, FaultBook
+from .graphql import GraphQL
+from .graphql import PATH as GRAPHQL_PATH
 from .messages import ApiError, Reply, Request, problem
 from .proxy import Proxy
 from .server import Server
@@ -47,13 +49,19 @@ class Emulator:
     def __init__(self, api_keys=("emulator-key",), provision_delay: float = 1.0, start_delay: float = 1.0,
                  runtime_delay: float = 1.0, ready_delay: float = 2.0, log_interval: float = 0.25,
                  reset_lag: float = 1.0, paginate: Optional[int] = None, host: str = "127.0.0.1",
-                 port: int = 0, check_user_agent: bool = True, verbose: bool = False):
+                 port: int = 0, check_user_agent: bool = True, verbose: bool = False,
+                 pod_key_v2: str = "refused"):
         self.api_keys = (api_keys,) if isinstance(api_keys, str) else tuple(api_keys)
         if not self.api_keys:
             raise ValueError("at least one API key is needed")
         self.host, self.port = host, port
         self.check_user_agent = check_user_agent  # 403 "Cloudflare 1010" for urllib's default UA
         self.verbose = verbose
+        # What the pod-scoped key (RUNPOD_API_KEY in a pod) may do on /v2: "refused" (403 on every
+        # path, as a live report saw; README "The pod-scoped key") or "own-pod" (its own pod's paths).
+        if pod_key_v2 not in ("refused", "own-pod"):
+            raise ValueError(f"pod_key_v2 must be 'refused' or 'own-pod', got {pod_key_v2!r}")
+        self.pod_key_v2 = pod_key_v2
         self.world = World(provision_delay=provision_delay, start_delay=start_delay,
                            runtime_delay=runtime_delay, ready_delay=ready_delay, log_interval=log_interval,
                            reset_lag=reset_lag)
@@ -62,6 +70,7 @@ class Emulator:
         self.stop_event = threading.Event()  # ends log streams and pending delay faults
         self.api = Api(self.world, self.faults, self.stop_event, paginate=paginate)
         self.proxy = Proxy(self.world)
+        self.graphql = GraphQL(self)  # POST /graphql: podStop and pod, as a pod stops itself
         self._server: Optional[Server] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -121,9 +130,9 @@ class Emulator:
         if req.path == admin.PREFIX or req.path.startswith(admin.PREFIX + "/"):
             return admin.handle(self, req)
         is_api = req.path == "/v2" or req.path.startswith("/v2/")
-        if not is_api and not req.path.startswith("/proxy/"):
+        if not is_api and req.path != GRAPHQL_PATH and not req.path.startswith("/proxy/"):
             return problem(404, "resource not found")
-        entry = self.recorder.begin(req) if is_api else None
+        entry = self.recorder.begin(req) if is_api or req.path == GRAPHQL_PATH else None
         reply = self._pipeline(req, is_api)
         if entry is not None:
             self.recorder.finish(entry, reply.status if reply else None)
@@ -140,7 +149,10 @@ class Emulator:
             return self._rate_limited(fault.reply()) if is_api else fault.reply()
         if fault and fault.kind == "delay":
             self.stop_event.wait(fault.seconds)
-        reply = self._authenticated(req) if is_api else self.proxy.handle(req)
+        if req.path == GRAPHQL_PATH:
+            reply = self.graphql.handle(req)
+        else:
+            reply = self._authenticated(req) if is_api else self.proxy.handle(req)
         if fault and fault.kind == "after_effect":  # the work is done; the client never learns it
             return None if fault.drop else self._rate_limited(fault.reply())
         return reply
@@ -152,10 +164,11 @@ class Emulator:
         key = key.strip()
         if key not in self.api_keys:
             own_pod = self.world.pod_of_key(key)
-            if own_pod is None:
+            # A pod-scoped key (RUNPOD_API_KEY in the pod): by default refused on every /v2 path (a live
+            # report saw the REST stop refused with 403); with pod_key_v2="own-pod", the earlier reading:
+            # its own pod only. Its scope is documented nowhere (runpod_emulator/README.md).
+            if own_pod is None or self.pod_key_v2 == "refused":
                 return self._rate_limited(problem(403, "access denied"))
-            # A pod-scoped key (RUNPOD_API_KEY in the pod) acts on its own pod only. Its exact scope on
-            # the live API is unconfirmed (runpod_emulator/README.md); this is the strict reading.
             if not re.fullmatch(rf"/v2/pods/{re.escape(own_pod)}(/.*)?", req.path):
                 return self._rate_limited(problem(403, "a pod-scoped API key may only act on its own pod"))
         return self._rate_limited(self.api.handle(req))
@@ -173,7 +186,8 @@ class Emulator:
 
     @property
     def requests(self) -> list[dict]:
-        """Every /v2 call in arrival order: {"method","path","query","status","ts"}; status None = dropped."""
+        """Every /v2 and /graphql call in arrival order: {"method","path","query","status","ts"}; status
+        None = dropped. `graphql.calls()` names each GraphQL call's operation, pod and key."""
         return self.recorder.entries()
 
     def state(self) -> dict:
@@ -225,6 +239,7 @@ class Emulator:
         self.world.reset()
         self.faults.clear()
         self.recorder.clear()
+        self.graphql.clear()
 
     @staticmethod
     def _by_pod_id(operation, pod_id, *args):

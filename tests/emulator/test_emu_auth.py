@@ -77,6 +77,7 @@ def test_authenticated_answers_carry_ratelimit_headers(api):
 
 # --- the identity RunPod injects into every pod --------------------------------------------------
 
+@pytest.mark.emulator(pod_key_v2="own-pod")  # the earlier reading; the live default: tests/emulator/test_emu_graphql.py
 def test_a_pod_sees_its_id_and_a_pod_scoped_key_that_only_acts_on_its_own_pod(emulator, api, new_client,
                                                                                 pod_body):
     mine, other = api.create()["id"], api.create(name="other")["id"]
