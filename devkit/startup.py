@@ -9,7 +9,6 @@ A failed wait raises HarnessError (an AssertionError, so pytest reports it as a 
 
 from __future__ import annotations
 
-import base64
 import copy
 import hashlib
 import json
@@ -27,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from runpod_deploy import config
-from runpod_deploy.pod_env import script_b64, startup_env
+from runpod_deploy.pod_env import decode, script_b64, startup_env
 
 REPO = Path(__file__).resolve().parents[1]
 STUB_PY = Path(__file__).resolve().parent / "stubs" / "stub.py"
@@ -74,7 +73,7 @@ def pod_env(model: str = OLMOCR, settings: dict | None = None, workspace: str = 
 
 
 # The idle-stop watcher's line once RunPod accepted its stop request.
-STOPPED = r"^runpod-deploy: idle stop: RunPod accepted the stop \(HTTP 200\)$"
+STOPPED = r"^runpod-deploy: idle stop: RunPod accepted the stop \("
 
 
 class Metrics:
@@ -232,7 +231,7 @@ class Harness:
                        **overrides)
         payload = self.tmp / "runpod-deploy-agent.pyz"
         tmp = payload.with_suffix(".tmp")
-        tmp.write_bytes(base64.b64decode(env.get("STARTUP_B64") or script_b64()))
+        tmp.write_bytes(decode(env.get("STARTUP_B64") or script_b64()))
         os.replace(tmp, payload)
         proc = subprocess.Popen(
             [sys.executable, str(payload)],

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import childenv, protocol, services
+from . import childenv, idle, protocol, services
 from .locks import try_instance_lock
 from .model import Download, local_dir_complete, marker
 from .output import LogWriter, Out, rotate
@@ -23,10 +23,6 @@ from .profile import choose, read_gpu, vllm_argv
 from .settings import SetupFailed, Settings, load
 from .venvs import InstallFailed, Spec, Venvs
 
-try:  # helper "idle"'s module; the agent runs without it (no idle stop)
-    from . import idle
-except ImportError:  # pragma: no cover - until idle.py lands
-    idle = None
 
 IDLE_API_URL = "https://api.runpod.io/v2"
 IDLE_GRAPHQL_URL = "https://api.runpod.io/graphql"
@@ -176,9 +172,6 @@ class Agent:
             self.out.error("idle stop is off: RUNPOD_POD_ID and RUNPOD_API_KEY, which RunPod sets in every pod, "
                            "are not both set")
             return False
-        if idle is None:
-            self.out.error("idle stop is off: this agent has no idle module")
-            return False
         return True
 
     def _start_idle(self, s: Settings, wanted: bool) -> None:
@@ -190,7 +183,7 @@ class Agent:
                                   log=self.out.line)
         watcher = idle.IdleWatcher(minutes=s.idle_minutes, minute_s=s.IDLE_STOP_MINUTE_S,
                                    check_s=s.IDLE_STOP_CHECK_S, metrics_url=f"http://127.0.0.1:{s.VLLM_PORT}/metrics",
-                                   stopper=stopper, log=self.out.line)
+                                   retry_s=s.IDLE_STOP_RETRY_S, stopper=stopper, log=self.out.line)
         threading.Thread(target=watcher.run, args=(self.stop,), daemon=True, name="idle").start()
 
     def _model(self, s: Settings, c, venvs: Venvs, log: LogWriter):

@@ -20,7 +20,7 @@ KNOBS = {
     "RESTART_RESET_S": (900, "num"), "QUICK_CRASH_S": (120, "num"), "HEALTH_INTERVAL_S": (5, "num"),
     "STOP_TIMEOUT_S": (30, "num"), "INSTALL_ATTEMPTS": (3, "int"), "LOCK_WAIT_S": (1800, "num"),
     "DOWNLOAD_PROGRESS_S": (30, "num"), "LOG_MAX_BYTES": (100 * 1024 * 1024, "int"),
-    "IDLE_STOP_MINUTE_S": (60, "num"), "IDLE_STOP_CHECK_S": (30, "num"),
+    "IDLE_STOP_MINUTE_S": (60, "num"), "IDLE_STOP_CHECK_S": (30, "num"), "IDLE_STOP_RETRY_S": (300, "num"),
 }
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]*")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")

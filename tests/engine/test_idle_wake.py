@@ -4,100 +4,38 @@ vLLM has been idle; `pulumi up` then starts the same pod again (warm start, no r
 and emulator agree. The emulator plays the pod-scoped key as seen live (403 on every /v2 path, GraphQL
 podStop accepted for its own pod), so the pod stops itself through GraphQL.
 
-Who plays the pod (the `player` parameter):
-  idle.py  startup/agent/idle.py alone (`python -m startup.agent.idle`), reading a local /metrics
-           whose counters the test drives: runs on every branch.
-  agent    the whole agent in devkit's sandbox (startup/agent/main.py): skipped until it exists.
-  bash     the old startup/startup.sh, which knows only v2: played against the emulator's earlier
-           reading of the key (pod_key_v2="own-pod"); skipped once startup.sh is deleted.
+The pod is played by the whole agent in devkit's sandbox, with stand-in vLLM whose /metrics
+counters the test drives; idle.py's own paths are unit-tested in tests/startup/test_idle_agent.py.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from devkit.startup import Harness, Metrics, Run
-from tests.engine.harness import ROOT, deploy, dev_models
+from tests.engine.harness import deploy, dev_models
 
-HAS_AGENT = (ROOT / "startup/agent/main.py").exists()
-HAS_BASH = (ROOT / "startup/startup.sh").exists()
-# INTEGRATOR: after the merge the agent exists and startup.sh is gone: drop the "bash" player and
-# both skip marks below.
-PLAYERS = [
-    "idle.py",
-    pytest.param("agent", marks=pytest.mark.skipif(not HAS_AGENT, reason="needs the agent (startup/agent/main.py)")),
-    pytest.param("bash", marks=pytest.mark.skipif(HAS_AGENT or not HAS_BASH,
-                                                  reason="the bash template is replaced by the agent")),
-]
-ACCEPTED = {
-    "idle.py": r"^runpod-deploy: idle stop: RunPod accepted the stop \(GraphQL podStop\)",
-    "agent": r"^runpod-deploy: idle stop: RunPod accepted the stop \(GraphQL podStop\)",
-    "bash": r"^runpod-deploy: idle stop: RunPod accepted the stop \(HTTP 200\)$",
-}
+ACCEPTED = r"^runpod-deploy: idle stop: RunPod accepted the stop \(GraphQL podStop\)"
 REFUSED = (r"^runpod-deploy error=idle stop refused \(v2 action: HTTP 403: access denied; GraphQL podStop: "
            r"HTTP 410: [^;]*; runpodctl: not on PATH\): the pod keeps serving and billing; asking again every 1 s")
 
 
-class MetricsServer:
-    """vLLM's /metrics for the `idle.py` player: serves the text the test's Metrics file holds."""
-
-    def __init__(self, metrics: Metrics):
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                body = metrics.path.read_bytes() if self.path == "/metrics" else b""
-                self.send_response(200 if self.path == "/metrics" else 404)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def pod_player(tmp_path):
-    """play(kind, emu, pod_id) -> Run: the pod's side, with its RUNPOD_* identity from the emulator
-    and a stand-in vLLM that serves no request."""
+    """play(emu, pod_id) -> Run: the pod's side (the agent), with its RUNPOD_* identity from the
+    emulator and a stand-in vLLM that serves no request."""
     (tmp_path / "pod").mkdir()
     harness = Harness(tmp_path / "pod")
     metrics = Metrics(tmp_path / "pod" / "metrics.txt")
-    closers = []
 
-    def play(kind: str, emu, pod_id: str) -> Run:
+    def play(emu, pod_id: str) -> Run:
         identity = {k: v for k, v in emu.container_env(pod_id).items() if k.startswith("RUNPOD_")}
         knobs = dict(IDLE_STOP_MINUTE_S="1", IDLE_STOP_CHECK_S="0.2", IDLE_STOP_RETRY_S="1",
                      IDLE_STOP_API_URL=emu.api_url, IDLE_STOP_GRAPHQL_URL=f"{emu.base_url}/graphql")
-        if kind != "idle.py":
-            if kind == "bash":
-                emu.pod_key_v2 = "own-pod"  # the only path the bash template knows
-            return harness.start(settings={"idleStopMinutes": 1}, STUB_METRICS=metrics.path, **knobs, **identity)
-        server = MetricsServer(metrics)
-        closers.append(server.close)
-        # No runpodctl on this PATH: the chain's last path is "not on PATH", as in the sandbox.
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8", "IDLE_STOP_MINUTES": "1",
-               "VLLM_PORT": str(server.port), **knobs, **identity}
-        proc = subprocess.Popen([sys.executable, "-m", "startup.agent.idle"], cwd=ROOT, env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, encoding="utf-8", errors="replace")
-        closers.append(lambda: (proc.terminate(), proc.wait(10)))
-        return Run(proc, server.port, 0)
+        return harness.start(settings={"idleStopMinutes": 1}, STUB_METRICS=metrics.path, **knobs, **identity)
 
     yield play
-    for close in reversed(closers):
-        close()
     harness.cleanup()
 
 
@@ -120,45 +58,41 @@ def pod_stops(emu) -> list[tuple]:
     return [(c["pod_id"], c["key"], c["ok"]) for c in emu.graphql.calls() if c["operation"] == "podStop"]
 
 
-def check_woken(emu, d, pod_id: str, player: str) -> None:
+def check_woken(emu, d, pod_id: str) -> None:
     (res,) = d.resources()
     assert res["id"] == pod_id and res["outputs"]["status"] == "RUNNING" and res["outputs"]["running"] is True
     (pod,) = emu.pods()
     assert pod["id"] == pod_id and pod["status"] == "RUNNING"
-    if player == "bash":  # the pod's own stop through v2, then the wake's start
-        assert actions(emu, pod_id) == [200, 200] and pod_stops(emu) == []
-    else:  # the pod's v2 try (refused), its GraphQL stop, then the wake's start through v2
-        assert actions(emu, pod_id) == [403, 200] and pod_stops(emu) == [(pod_id, "pod", True)]
+    # the pod's v2 try (refused), its GraphQL stop, then the wake's start through v2
+    assert actions(emu, pod_id) == [403, 200] and pod_stops(emu) == [(pod_id, "pod", True)]
     creates = [r for r in emu.requests if (r["method"], r["path"]) == ("POST", "/v2/pods")]
     deletes = [r for r in emu.requests if r["method"] == "DELETE"]
     assert len(creates) == 1 and deletes == []  # the same pod, not a replacement
 
 
-@pytest.mark.parametrize("player", PLAYERS)
 @pytest.mark.parametrize("up_args", [(), ("--refresh",)], ids=["plain-up", "up-refresh"])
 def test_a_pod_that_stopped_itself_is_started_again_by_up(engine_emulator, tmp_path, monkeypatch, pod_player,
-                                                          player, up_args):
+                                                          up_args):
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
     pod_id = d.up().outputs["olmocr_pod_id"].value
-    run = pod_player(player, engine_emulator, pod_id)
-    run.wait_for(ACCEPTED[player], timeout=30)
+    run = pod_player(engine_emulator, pod_id)
+    run.wait_for(ACCEPTED, timeout=30)
     assert pod_status(engine_emulator, pod_id) == "EXITED"
     assert engine_emulator.container_env(pod_id)["RUNPOD_API_KEY"] not in run.output
     run.stop()
 
     d.up(*up_args)
-    check_woken(engine_emulator, d, pod_id, player)
+    check_woken(engine_emulator, d, pod_id)
 
 
-@pytest.mark.parametrize("player", PLAYERS[:2])
 def test_with_every_path_refused_the_pod_logs_keeps_serving_and_asks_again(engine_emulator, tmp_path, monkeypatch,
-                                                                          pod_player, player):
+                                                                          pod_player):
     # RunPod's GraphQL retired ("early 2027", runpod/docs release-notes.mdx): 410 on every call; v2
     # refuses the pod key; no runpodctl. Nothing stops the pod.
     engine_emulator.inject(kind="status", status=410, path="^/graphql$", count=None, detail="GraphQL is retired")
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
     pod_id = d.up().outputs["olmocr_pod_id"].value
-    run = pod_player(player, engine_emulator, pod_id)
+    run = pod_player(engine_emulator, pod_id)
     run.wait_for(REFUSED, timeout=30)
     run.wait_for(rf"^runpod-deploy: idle stop: still no request: asking RunPod again to stop pod {pod_id} "
                  r"\(attempt 2\)$", timeout=15)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -48,7 +47,7 @@ def zipapp(main: str) -> bytes:
 
 
 def run_bootstrap(argv: list[str], payload: bytes, tmp_path: Path, **env) -> subprocess.CompletedProcess:
-    full_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "STARTUP_B64": base64.b64encode(payload).decode(),
+    full_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "STARTUP_B64": pod_env.encode(payload),
                 "RT_VALUE": "value with $dollar and 'quotes'", **env}
     return subprocess.run(argv, env=full_env, capture_output=True, timeout=30, cwd=tmp_path)
 
@@ -98,7 +97,7 @@ def test_with_start_sh_the_agent_runs_in_background_and_start_sh_takes_over(tmp_
     argv = bootstrap_command(script_dest=str(dest), start_sh=str(start_sh))
     main = "import os, sys\nopen(os.environ['OUT'], 'w').write('ours ran')\nsys.exit(3)\n"
     proc = subprocess.Popen(argv, env={"PATH": os.environ["PATH"], "OUT": str(out),
-                                       "STARTUP_B64": base64.b64encode(zipapp(main)).decode()},
+                                       "STARTUP_B64": pod_env.encode(zipapp(main))},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     stdout, stderr = proc.communicate(timeout=30)
     # exec: /start.sh replaced the bash that runs the command (same pid, its exit status)
@@ -127,7 +126,7 @@ def test_startup_env_is_plain_and_carries_the_agent():
     assert all(isinstance(v, str) for v in env.values())
     assert not set(pod_env.SECRET_ENV_VARS) & set(env)
     assert "\n" not in env["STARTUP_B64"]
-    assert base64.b64decode(env["STARTUP_B64"], validate=True) == pod_env.payload()
+    assert pod_env.decode(env["STARTUP_B64"]) == pod_env.payload()
     assert env["PYTHONUNBUFFERED"] == "1"
     assert (env["POD_LABEL"], env["MODEL_ID"], env["SERVED_MODEL_NAME"]) == (
         "qwen3vl", "Qwen/Qwen3-VL-8B-Instruct", "qwen3-vl")
@@ -190,7 +189,7 @@ def test_package_imports_without_pulumi():
 
 
 def test_the_payload_decodes_back_to_the_exact_agent_sources():
-    with zipfile.ZipFile(io.BytesIO(base64.b64decode(pod_env.script_b64(), validate=True))) as zf:
+    with zipfile.ZipFile(io.BytesIO(pod_env.decode(pod_env.script_b64()))) as zf:
         names = zf.namelist()
         assert names == sorted(names)
         sources = {f"agent/{p.name}": p.read_bytes() for p in pod_env.agent_files()}
@@ -200,7 +199,7 @@ def test_the_payload_decodes_back_to_the_exact_agent_sources():
         assert zf.read("__main__.py") == (pod_env.AGENT_DIR / "__main__.py").read_bytes()
         for info in zf.infolist():  # nothing of this checkout's clock or umask
             assert (info.date_time, info.external_attr >> 16, info.compress_type) == (
-                (1980, 1, 1, 0, 0, 0), 0o644, zipfile.ZIP_DEFLATED), info
+                (1980, 1, 1, 0, 0, 0), 0o644, zipfile.ZIP_STORED), info
 
 
 def test_two_builds_are_the_same_bytes(tmp_path):
@@ -215,6 +214,7 @@ def test_two_builds_are_the_same_bytes(tmp_path):
             f"pod_env.AGENT_DIR = Path({str(copy)!r}); sys.stdout.buffer.write(pod_env.payload())")
     other = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, check=True).stdout
     assert first == pod_env.payload() == other
+    assert pod_env.script_b64() == pod_env.encode(other)
 
 
 def test_the_payload_is_within_its_budget_and_config_refuses_one_over_it(monkeypatch):

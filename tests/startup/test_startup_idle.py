@@ -8,17 +8,11 @@ unit-tested in test_idle_agent.py."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import requests
 from devkit.startup import SECRETS, Metrics, sha
 
-ROOT = Path(__file__).resolve().parents[2]
-# The harness runs what the pod runs; the watcher lives in the agent (startup/agent/main.py), which
-# replaces startup/startup.sh. INTEGRATOR: once the agent is merged this skip no longer applies; delete it.
-pytestmark = pytest.mark.skipif(not (ROOT / "startup/agent/main.py").exists(),
-                                reason="needs the agent (startup/agent/main.py), which runs idle.py on the pod")
 
 READY = r"^runpod-deploy phase=ready$"
 ACCEPTED = r"^runpod-deploy: idle stop: RunPod accepted the stop \(GraphQL podStop\)"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -638,7 +637,7 @@ def test_the_gate_is_loaded_into_vllm_only_when_the_package_has_it(h, tmp_path):
     agent = tmp_path / "agent-with-gate"
     shutil.copytree(pod_env.AGENT_DIR, agent, ignore=shutil.ignore_patterns("__pycache__"))
     (agent / "gate.py").write_text("class Gate:\n    pass\n")
-    payload = base64.b64encode(pod_env_payload(agent)).decode()
+    payload = pod_env.encode(pod_env_payload(agent))
     run = h.start(STARTUP_B64=payload)
     vllm = h.wait_records("vllm", 2)[1]
     assert vllm["argv"][-2:] == ["--middleware", "gate.Gate"]
