@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from http import HTTPStatus
 
 from vllm import platforms
 from vllm.platforms.cpu import CpuPlatform
@@ -35,6 +36,8 @@ from vllm.entrypoints.openai.cli_args import make_arg_parser  # noqa: E402
 from vllm.entrypoints.openai.protocol import (  # noqa: E402
     ChatCompletionResponse,
     CompletionResponse,
+    ErrorInfo,
+    ErrorResponse,
     ModelCard,
     ModelList,
 )
@@ -79,6 +82,12 @@ async def _stream(chat: bool):
     yield "data: [DONE]\n\n"
 
 
+class Base:
+    def create_error_response(self, message: str, err_type: str = "BadRequestError",
+                              status_code: HTTPStatus = HTTPStatus.BAD_REQUEST) -> ErrorResponse:
+        return ErrorResponse(error=ErrorInfo(message=message, type=err_type, code=status_code.value))
+
+
 class Chat:
     async def create_chat_completion(self, request, raw_request):
         record("chat", request)
@@ -115,6 +124,12 @@ def build(gate: bool):
     state.openai_serving_models = Models()
     state.openai_serving_chat = Chat()
     state.openai_serving_completion = Completion()
+    state.openai_serving_tokenization = Base()  # what vLLM's routes build their error answers with
+    state.server_load_metrics = 0
+    for name in ("openai_serving_responses", "anthropic_serving_messages", "openai_serving_pooling",
+                 "openai_serving_embedding", "openai_serving_scores", "openai_serving_classification",
+                 "openai_serving_transcription", "openai_serving_translation", "serving_tokens"):
+        setattr(state, name, None)  # as init_app_state leaves them for a model without those tasks
     return app
 
 
