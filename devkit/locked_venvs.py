@@ -103,3 +103,31 @@ def locked_venv(name: str, version: str, *, log=print) -> Path:
 
 if __name__ == "__main__":
     print(locked_venv(sys.argv[1], sys.argv[2]))
+
+
+def unlocked_venv(name: str, version: str, *, log=print) -> Path:
+    """A venv of a release that has no lock (an old one a test upgrades FROM, e.g. Open WebUI 0.7.2,
+    whose fastapi pin cannot meet floors.txt): resolved fresh, never used by a pod."""
+    from startup.agent.locks import REQUIREMENTS
+
+    root = CACHE / "venvs"
+    root.mkdir(parents=True, exist_ok=True)
+    venv = root / f"{name}-{version}-unlocked"
+    done = venv.with_name(venv.name + ".complete")
+    with open(root / f"{venv.name}.lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        if done.is_file():
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        uv = find_uv()
+        env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+        env.update(UV_CACHE_DIR=str(UV_CACHE), UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", UV_SYSTEM_CERTS="1")
+        log(f"unlocked_venv: installing {name} {version} into {venv}")
+        for cmd in ([uv, "venv", "--python", find_python(PYTHONS[name]), str(venv)],
+                    ["nice", uv, "pip", "install", "--python", str(venv / "bin" / "python"),
+                     REQUIREMENTS[name].format(v=version)]):
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise VenvError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        done.write_text("installed\n")
+        return venv

@@ -103,16 +103,17 @@ async def _call(fn, *args, **kwargs):
 
 
 async def password_works(email: str, password: str) -> bool:
+    """Open WebUI's own sign-in check: authenticate_user(email, verify(stored hash)), with verify
+    async from 0.9.0 (sync in 0.7)."""
     from open_webui.models.auths import Auths
+    from open_webui.utils.auth import verify_password
 
-    if inspect.iscoroutinefunction(Auths.authenticate_user):  # >= 0.9: (email, async verify(hash))
-        from open_webui.utils.auth import verify_password
-
+    if inspect.iscoroutinefunction(Auths.authenticate_user):
         async def verify(hashed: str) -> bool:
             return await verify_password(password, hashed)
 
         return bool(await Auths.authenticate_user(email, verify))
-    return bool(Auths.authenticate_user(email, password))  # 0.7: (email, password)
+    return bool(Auths.authenticate_user(email, lambda hashed: verify_password(password, hashed)))
 
 
 async def ensure_admin(email: str, password: str, name: str) -> str:
