@@ -32,13 +32,23 @@ FLOORS = LOCKS / "floors.txt"
 # The image is Ubuntu 24.04 (glibc 2.39); vLLM's and torch's wheels are manylinux_2_28 or older.
 PLATFORM = os.environ.get("LOCK_PLATFORM", "x86_64-manylinux_2_28")
 
-# name -> (requirement template, the Python the pod creates that venv with)
-REQUIREMENTS = {
-    "vllm": ("vllm=={v}", "3.12"),                          # VLLM_PYTHON
-    "openwebui": ("open-webui=={v}", "3.11"),               # WEBUI_PYTHON: Open WebUI needs < 3.13
-    "hf-hub": ("huggingface_hub[hf_xet]=={v}", "3.12"),     # the model downloader (vLLM 0.11.2's hub)
+# name -> the Python the pod creates that venv with (the requirement: startup/agent/locks.py REQUIREMENTS)
+PYTHONS = {
+    "vllm": "3.12",        # VLLM_PYTHON
+    "openwebui": "3.11",   # WEBUI_PYTHON: Open WebUI needs < 3.13
+    "hf-hub": "3.12",      # the model downloader (vLLM 0.11.2's hub)
 }
-DEFAULTS = [("vllm", "0.11.2"), ("openwebui", "0.12.4"), ("hf-hub", "0.36.2")]
+
+
+def defaults() -> list[tuple[str, str]]:
+    """The releases the defaults pin, read from where each is written once."""
+    sys.path.insert(0, str(ROOT))
+    from runpod_deploy.schema import StackConfig
+    from startup.agent.locks import HF_HUB_VERSION
+
+    fields = StackConfig.model_fields
+    return [("vllm", fields["vllm_version"].default), ("openwebui", fields["openwebui_version"].default),
+            ("hf-hub", HF_HUB_VERSION)]
 
 
 def find_uv() -> str:
@@ -62,8 +72,10 @@ def requirements_from_pylock(pylock: dict) -> list[str]:
 
 
 def lock(name: str, version: str, *, uv: str) -> Path:
-    template, python = REQUIREMENTS[name]
-    req = template.format(v=version)
+    sys.path.insert(0, str(ROOT))
+    from startup.agent.locks import REQUIREMENTS
+
+    req, python = REQUIREMENTS[name].format(v=version), PYTHONS[name]
     out = LOCKS / f"{name}-{version}.txt"
     with tempfile.TemporaryDirectory() as tmp:
         pylock = Path(tmp) / "pylock.toml"
@@ -79,12 +91,12 @@ def lock(name: str, version: str, *, uv: str) -> Path:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) == 2 and argv[0] in REQUIREMENTS:
+    if len(argv) == 2 and argv[0] in PYTHONS:
         todo = [(argv[0], argv[1])]
     elif not argv:
-        todo = DEFAULTS
+        todo = defaults()
     else:
-        raise SystemExit(f"usage: python scripts/lock.py [{'|'.join(REQUIREMENTS)} VERSION]")
+        raise SystemExit(f"usage: python scripts/lock.py [{'|'.join(PYTHONS)} VERSION]")
     uv = find_uv()
     for name, version in todo:
         lock(name, version, uv=uv)

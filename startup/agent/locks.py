@@ -31,6 +31,8 @@ LOCKS_ENV = "RUNPOD_DEPLOY_LOCKS"
 # The repo's locks (provider side only: the zipapp does not carry them).
 LOCKS_DIR = Path(__file__).absolute().parents[1] / "locks"
 
+# The model downloader's huggingface_hub (vLLM 0.11.2's): the agent installs it from lock hf-hub-<this>.
+HF_HUB_VERSION = "0.36.2"
 # lock name -> the one requirement it pins (the top of the resolution; scripts/lock.py says the same)
 REQUIREMENTS = {
     "vllm": "vllm=={v}",
