@@ -161,3 +161,18 @@ def test_an_upgrade_from_a_072_data_dir_keeps_the_admin_and_a_copy_of_the_old_db
         assert status == 200 and body["role"] == "admin", body
     finally:
         webui.stop()
+
+
+def test_without_the_step_a_fresh_data_dir_lets_the_first_visitor_in_as_admin(venvs, tmp_path):
+    """The hazard the step removes (Open WebUI >= 0.9.6): no user yet, so sign-up is open whatever
+    ENABLE_SIGNUP says, and the first visitor becomes admin. Here the preset admin is absent (as when
+    Open WebUI's own create_admin_user fails; it only logs that)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    env_password = ""  # no WEBUI_ADMIN_PASSWORD: Open WebUI creates no admin of its own
+    webui = WebUI(venvs["0.12.4"], data, env_password)
+    try:
+        status, body = webui.first
+        assert status == 200 and body.get("role") == "admin", (status, body)
+    finally:
+        webui.stop()
