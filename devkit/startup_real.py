@@ -99,6 +99,10 @@ class RealHarness(Harness):
 
     def env(self, model=OLMOCR, *, without=(), settings=None, **overrides) -> dict[str, str]:
         env = super().env(model, without=without, settings=settings, **overrides)
+        # startup/startup.sh's admin step is Open WebUI 0.7's (sync) code; 0.12.4, the default now, is
+        # tested with the agent's startup/agent/webui_admin.py (test_realpkgs_webui_admin.py). Until the
+        # agent replaces startup.sh, the template's tier runs the release the template supports.
+        env["OPENWEBUI_VERSION"] = overrides.get("OPENWEBUI_VERSION", "0.7.2")
         env.update(
             UV_CACHE_DIR=str(self.uv_cache),
             UV_PYTHON_DOWNLOADS="never",  # no network but the package index: use the local Pythons

@@ -59,7 +59,7 @@ class ModelServer(pulumi.ComponentResource):
             "cloud": cfg.cloud,
             "network_volume_id": cfg.network_volume_id,
             "volume_mount_path": pod_env.WORKSPACE,
-            "min_cuda_version": cfg.min_cuda_version,
+            "min_cuda_version": cfg.min_cuda_version_for(model),
             "start_ssh": cfg.start_ssh,
             "container_disk_gb": model.container_disk_gb or cfg.container_disk_gb,
             "ports": PORTS + model.extra_ports,

@@ -17,6 +17,8 @@ import re
 import zipfile
 from pathlib import Path
 
+from startup.agent import lockfiles
+
 from .schema import ModelConfig, StackConfig
 
 # Not resolve(): the template is the one beside this checkout of the package, even when the package
@@ -143,13 +145,22 @@ def startup_env(name: str, model: ModelConfig, cfg: StackConfig, *, workspace: s
         "SERVED_MODEL_NAME": model.served_model_name,
         "GPU_PROFILES_JSON": gpu_profiles_json(model),
         "VLLM_EXTRA_ARGS_JSON": json.dumps(model.vllm_args, separators=(",", ":")),
-        "VLLM_VERSION": cfg.vllm_version,
+        "VLLM_VERSION": cfg.vllm_version_for(model),
         "OPENWEBUI_VERSION": cfg.openwebui_version,
         "WEBUI_ADMIN_EMAIL": cfg.webui_admin_email,
         "WORKSPACE": workspace,
         "STARTUP_B64": script_b64(),
         "PYTHONUNBUFFERED": "1",
     }
+    # The locks of exactly the releases this pod installs (startup/agent/lockfiles.py: why not in STARTUP_B64).
+    env[lockfiles.LOCKS_ENV] = lockfiles.encode_env([("vllm", cfg.vllm_version_for(model)),
+                                             ("openwebui", cfg.openwebui_version),
+                                             ("hf-hub", lockfiles.HF_HUB_VERSION)])
+    # The API gate in vLLM's process (startup/agent/gate.py) reads these.
+    if model.allowed_media_domains:
+        env["GATE_MEDIA_DOMAINS"] = ",".join(model.allowed_media_domains)
+    if model.extra_api_routes:
+        env["GATE_ALLOWED_ROUTES"] = ",".join(model.extra_api_routes)
     if model.local_dir:
         env["MODEL_LOCAL_DIR"] = model.local_dir
     if model.idle_stop_minutes is not None:

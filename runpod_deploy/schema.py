@@ -14,13 +14,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 NS = "runpod-deploy"
 DEFAULT_GPU_TYPES = ["NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"]
 MODEL_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 VERSION_RE = r"^\d+\.\d+(\.\d+)?$"
 PORT_RE = r"^\d{1,5}/(http|tcp)$"
+# The API gate's own syntax (startup/agent/gate.py parses the same at the pod): a host name; a route.
+MEDIA_HOST_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$"
+API_ROUTE_RE = r"^(GET|POST|PUT|PATCH|DELETE) (/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$"
 MODEL_NAME_MAX = 31  # with the project, the stack and 6 random characters it makes the pod name
 
 
@@ -89,6 +92,23 @@ class ModelConfig(Strict):
     max_price_per_hour: float | None = Field(
         None, alias="maxPricePerHour", gt=0,
         description="overrides the stack's `maxPricePerHour` for this model")
+    vllm_version: str | None = Field(
+        None, alias="vllmVersion", pattern=VERSION_RE,
+        description="overrides the stack's `vllmVersion` for this model; the release needs a committed lock "
+                    "(`python scripts/lock.py vllm <version>`), and vLLM ≥ 0.20 needs `minCudaVersion: \"13.0\"` "
+                    "(its PyPI wheels are built for CUDA 13)")
+    min_cuda_version: str | None = Field(
+        None, alias="minCudaVersion", pattern=r"^\d+\.\d+$",
+        description="overrides the stack's `minCudaVersion` (the host CUDA floor sent with the create) for this model")
+    allowed_media_domains: list[Annotated[str, Field(pattern=MEDIA_HOST_RE)]] = Field(
+        default_factory=list, alias="allowedMediaDomains",
+        description="host names whose `https` image URLs requests may name (the pod fetches them); by default "
+                    "only `data:` URLs pass the API gate. Video is refused whatever this says")
+    extra_api_routes: list[Annotated[str, Field(pattern=API_ROUTE_RE)]] = Field(
+        default_factory=list, alias="extraApiRoutes",
+        description="more vLLM routes the API gate lets through with the key, each `METHOD /path` (e.g. "
+                    "`POST /v1/embeddings`); by default only `/v1/models`, `/v1/chat/completions`, "
+                    "`/v1/completions` (and `/metrics`) answer")
 
     @field_validator("gpu_profiles")
     @classmethod
@@ -111,6 +131,10 @@ class ModelConfig(Strict):
             revision = p.revision if "revision" in p.model_fields_set else (self.revision if own else None)
             out[key] = p.model_copy(update={"model_id": p.model_id or self.model_id, "revision": revision})
         return out
+
+
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
 
 
 def _merge(profiles: dict[str, GpuProfile]) -> dict[str, GpuProfile]:
@@ -155,12 +179,14 @@ class StackConfig(Strict):
                                          description="host CUDA floor sent with the create")
     vllm_version: str = Field(
         "0.11.2", alias="vllmVersion", pattern=VERSION_RE,
-        description="vLLM installed on the volume (olmocr pins 0.11.2; Qwen3-VL needs ≥ 0.11.0: "
-                    "https://github.com/QwenLM/Qwen3-VL#deployment)")
+        description="vLLM installed on the volume, unless a model sets its own (olmocr pins 0.11.2; Qwen3-VL "
+                    "needs ≥ 0.11.0: https://github.com/QwenLM/Qwen3-VL#deployment); installed from its committed "
+                    "lock `startup/locks/vllm-<version>.txt`")
     openwebui_version: str = Field(
-        "0.7.2", alias="openwebuiVersion", pattern=VERSION_RE,
-        description="Open WebUI installed on the volume; 0.7 is the first line that creates the admin "
-                    "from `WEBUI_ADMIN_*` env")
+        "0.12.4", alias="openwebuiVersion", pattern=VERSION_RE,
+        description="Open WebUI installed on the volume (needs a committed lock: `python scripts/lock.py "
+                    "openwebui <version>`). Its DB migrations cannot be undone: the pod copies `webui.db` to "
+                    "`<data dir>/backups/` before a new version first opens it")
     webui_admin_email: str = Field("admin@fuzzion.local", alias="webuiAdminEmail", pattern=r"^[^@\s]+@[^@\s]+$",
                                    description="Open WebUI admin account (its password is generated)")
     start_ssh: StrictBool = Field(True, alias="startSsh", description="let RunPod inject the account's SSH keys")
@@ -204,6 +230,22 @@ class StackConfig(Strict):
         if dupes:
             raise ValueError(f"servedModelName {dupes} is used by more than one model; give each model its own")
         return v
+
+    @model_validator(mode="after")
+    def _cuda_floor_fits_vllm(self) -> StackConfig:
+        for name, model in self.models.items():
+            vllm, floor = self.vllm_version_for(model), self.min_cuda_version_for(model)
+            if _version(vllm) >= (0, 20) and (floor is None or _version(floor) < (13, 0)):
+                raise ValueError(f"models.{name}: vLLM {vllm} needs CUDA 13 drivers (its PyPI wheels are built for "
+                                 f"CUDA 13.0 from 0.20 on), but minCudaVersion is {floor or 'unset'}: set "
+                                 f"minCudaVersion: \"13.0\" under models.{name}, or a vllmVersion below 0.20")
+        return self
+
+    def vllm_version_for(self, model: ModelConfig) -> str:
+        return model.vllm_version or self.vllm_version
+
+    def min_cuda_version_for(self, model: ModelConfig) -> str | None:
+        return model.min_cuda_version or self.min_cuda_version
 
     def gpu_types_for(self, model: ModelConfig) -> list[str]:
         return model.gpu_types or self.gpu_types
