@@ -61,7 +61,8 @@ def one_start(h: RealHarness, kind: str, timeout: float) -> dict:
                 re.finditer(r"runpod-deploy: (\w+): restored .* in (\d+)s; nothing installed", out)}
     archives = {m.group(1): int(m.group(2)) for m in re.finditer(r"runpod-deploy: (\w+): archived .* in (\d+)s", out)}
     return {"kind": kind, "both": both, "phases": seen, "installed": uv_installed_counts(out),
-            "downloads": out.count("runpod-deploy: downloading "), "restores": restores, "archives": archives}
+            "downloads": out.count("runpod-deploy: downloading "), "restores": restores, "archives": archives,
+            "output": out}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,11 @@ def test_round_trip_restores_every_file_link_and_mode(tmp_path, compress):
     logs: list[str] = []
     archive.pack(src, dest, log=logs.append, compress=compress, parts=3)
     assert archive.exists(dest)
-    assert len(parts_of(dest)) == 3
+    parts = parts_of(dest)
+    assert len(parts) == 1 + 3, "the directories, then 3 parts of files"
+    if compress == "none":  # the directories come first, alone: parallel tars must not race to create them
+        listing = subprocess.run(["tar", "-tvf", str(parts[0])], capture_output=True, text=True, check=True).stdout
+        assert listing and all(line.startswith("d") for line in listing.splitlines())
     target = tmp_path / "disk2" / "vllm-1"
     read = archive.unpack(dest, target, log=logs.append)
     assert tree(target) == tree(src)
@@ -130,7 +134,7 @@ def test_a_part_truncated_while_being_read_is_corrupt(tmp_path, monkeypatch):
     dest = tmp_path / "vol" / "v"
     archive.pack(src, dest, log=lambda _: None, compress="none", parts=1)
     real_open = open
-    part = parts_of(dest)[0]
+    part = parts_of(dest)[-1]  # the files (part 0 holds the directories)
 
     def short_open(path, mode="r", *a, **kw):
         f = real_open(path, mode, *a, **kw)
