@@ -186,13 +186,13 @@ def timeline(speed: float, vllm_gb: float, webui_gb: float, webui_before_vllm: b
     if webui_before_vllm:  # today: both restores, one after the other, before vLLM starts
         a = max(vllm_gb / speed, vllm_floor_s)
         b = max(webui_gb / speed, webui_floor_s)
-        rows += [(f"restore vLLM venv ({vllm_gb:.1f} GB)", a), (f"restore Open WebUI venv ({webui_gb:.1f} GB)", b)]
+        rows += [("restore vLLM venv", a), ("restore Open WebUI venv (before vLLM)", b)]
         t += a + b
         t1 = t
         webui_gb_left = 0.0
     else:
         a = max(vllm_gb / speed, vllm_floor_s)
-        rows.append((f"restore vLLM venv ({vllm_gb:.1f} GB)", a))
+        rows.append(("restore vLLM venv", a))
         t += a
         t1 = t  # Open WebUI's restore starts now, alongside vLLM's imports
         webui_gb_left = webui_gb
@@ -206,8 +206,7 @@ def timeline(speed: float, vllm_gb: float, webui_gb: float, webui_before_vllm: b
     else:
         # vLLM reads them itself from t2; Open WebUI's restore (from t1) shares the volume meanwhile.
         done = max(t2 + WEIGHTS_GB / speed, t1 + (webui_gb_left + WEIGHTS_GB) / speed)
-    rows.append((f"weights ({WEIGHTS_GB:.0f} GB) beyond the imports" + (", prefetched" if prefetch else ""),
-                 done - t2))
+    rows.append((f"weights ({WEIGHTS_GB:.0f} GB), beyond the imports", done - t2))
     post = sum(AFTER_WEIGHTS_S.values())
     rows += list(AFTER_WEIGHTS_S.items())
     return done + post, rows

@@ -41,6 +41,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .protocol import RUNPOD_POD_ID_ENV
+
 FORMAT_VERSION = 1
 PARTS = 4  # parallel streams of files (plus part 0, the directories); a pod has ≥ 8 vCPUs
 ZSTD_LEVEL = 3  # -3: 2.4× smaller than plain tar here; -1 is barely faster to write and 10 % bigger
@@ -73,7 +75,10 @@ class DiskFull(ArchiveError):
 
 
 def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname() or "host")[:40] or "host"
+    """Who writes: the pod's id where RunPod sets one (unique per pod, so a pid is only ever checked in
+    the pid namespace it belongs to), else the hostname."""
+    name = os.environ.get(RUNPOD_POD_ID_ENV) or socket.gethostname() or "host"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:40] or "host"
 
 
 def _token() -> str:
@@ -359,6 +364,15 @@ def _free_bytes(path: Path) -> int:
 
 
 def _unpack_part(path: Path, part: dict, fmt: str, into: Path, stop: threading.Event) -> int:
+    """One part; on failure the other parts stop too (their work would be thrown away)."""
+    try:
+        return _unpack_one(path, part, fmt, into, stop)
+    except ArchiveError:
+        stop.set()
+        raise
+
+
+def _unpack_one(path: Path, part: dict, fmt: str, into: Path, stop: threading.Event) -> int:
     """this process (reads, sha256) | [zstd -d] | tar -x. Returns bytes read; raises on mismatch."""
     h = hashlib.sha256()
     read = 0
@@ -400,7 +414,7 @@ def _unpack_part(path: Path, part: dict, fmt: str, into: Path, stop: threading.E
         tar_msg, z_msg = _tail(tar_err), _tail(z_err)
     if _enospc(tar_msg):
         raise DiskFull(f"the container disk filled up while unpacking {path.name} into {into.parent}: {tar_msg}")
-    if stop.is_set():
+    if stop.is_set() and read < part["size"]:
         raise ArchiveError("stopped: another part failed")
     if read != part["size"]:
         raise ArchiveCorrupt(f"{path.name} is {read} bytes, its manifest says {part['size']} (truncated): "
@@ -473,8 +487,6 @@ def unpack(dest: Path, target: Path, *, log: Log, free_bytes: Callable[[Path], i
                     read += f.result()
                 except ArchiveError as e:
                     errors.append(e)
-                    if isinstance(e, DiskFull):
-                        stop.set()
         if errors:
             for kind in (DiskFull, ArchiveCorrupt, ArchiveError):
                 first = next((e for e in errors if isinstance(e, kind) and "another part failed" not in str(e)), None)
