@@ -53,7 +53,8 @@ CONTAINER_S = 10.0  # start action → our process (5–15, [U]: RunPod publishe
 PREPARE_S = 1.5  # env, nvidia-smi, profile pick (1–2)
 BEFORE_WEIGHTS_S = {"vLLM imports, CLI parse, config": 8.0,  # 6–10
                     "EngineCore fork, CUDA context, model init": 4.5}  # 3–6
-AFTER_WEIGHTS_S = {"torch.compile cache hit": 9.5,  # 7–12
+AFTER_WEIGHTS_S = {"weights to the GPU, beyond the read": 2.0,  # §1.3 row 5c: 11–14 s for 10 GB at ~1 GB/s
+                   "torch.compile cache hit": 9.5,  # 7–12
                    "memory profiling, dummy MM-encoder run": 3.5,  # 2–5
                    "CUDA graphs (35 sizes, olmOCR)": 7.5,  # 5–10
                    "API server init, /health": 3.5}  # 2–5
