@@ -2,7 +2,7 @@
 
     python bench/run.py --warmstart --vllm-venv V --webui-venv W [--webui-cpu-venv C]   # measure (A)
     python bench/run.py --warmstart --from-raw bench/results/<stem>-warmstart.json       # re-render
-    python bench/run.py --warmstart --agent                                              # (B), see below
+    python bench/run.py --warmstart --agent --from-raw bench/results/<stem>-warmstart.json  # (B)
 
 (A) Archives: packs each real venv with startup/agent/archive.py onto a scratch "volume" directory
 and unpacks it onto a scratch "container disk", timing both and recording each archive's bytes,
@@ -15,7 +15,8 @@ archives are deleted at the end.
 (devkit/startup_real.RealHarness, as bench/realpkgs_bench.py runs it), reading from the start's own
 log the bytes each restore read from the volume (archive.py's "archive: restored … <n> bytes read"
 line; startup.sh's "restored … (<n> bytes)" for today's template) and where they fall against
-`phase=start-vllm`. Those replace (A)'s archive figures in the estimate.
+`phase=start-vllm`. The warm start's figures become one more design row ("measured warm start
+(log)") next to (A)'s, which come from the --from-raw file (or from this run's --vllm-venv …).
 
 Estimate: the warm-start timeline of an L40S pod serving olmOCR-2-7B-1025-FP8, with the volume as one
 pipe of B GB/s that every read shares (RunPod documents 200-400 MB/s "typical"; B = 0.3 and 1). The
@@ -65,9 +66,9 @@ SPEEDS = (0.3, 1.0)
 GOAL_BEFORE_VLLM_GB = 6.0
 GOAL_WARM_S = 75.0
 
-RESTORED = [  # (regex on one output line, design): bytes a restore read from the volume
-    (re.compile(r"archive: restored (\S+) from (\S+): (\d+) bytes read"), "agent"),
-    (re.compile(r"runpod-deploy: (\w+): restored (\S+) from (\S+) \((\d+) bytes\)"), "startup.sh"),
+RESTORED = [  # (regex on one output line, design): bytes a restore read from the volume, and its seconds
+    (re.compile(r"archive: restored (\S+) from (\S+): (\d+) bytes read .* in ([\d.]+)s"), "agent"),
+    (re.compile(r"runpod-deploy: (\w+): restored (\S+) from (\S+) \((\d+) bytes\) in ([\d.]+)s"), "startup.sh"),
 ]
 
 
@@ -160,6 +161,7 @@ def agent_run(say) -> dict:
 def restored_bytes(output: str) -> dict:
     """Bytes each restore read from the volume, and how many of them came before phase=start-vllm."""
     before = total = 0
+    before_s = after_s = 0.0
     seen_vllm = False
     per: dict[str, int] = {}
     for line in output.splitlines():
@@ -168,11 +170,17 @@ def restored_bytes(output: str) -> dict:
         for rx, kind in RESTORED:
             if m := rx.search(line):
                 n = int(m.group(3) if kind == "agent" else m.group(4))
+                secs = float(m.group(4) if kind == "agent" else m.group(5))
                 name = Path(m.group(1) if kind == "agent" else m.group(2)).name
                 per[name] = n
                 total += n
                 before += 0 if seen_vllm else n
-    return {"before_vllm": before, "total": total, "per_venv": per}
+                if seen_vllm:
+                    after_s += secs
+                else:
+                    before_s += secs
+    return {"before_vllm": before, "total": total, "per_venv": per, "before_vllm_s": before_s,
+            "after_vllm_s": after_s}
 
 
 # ------------------------------------------------------------------ the estimate
@@ -213,7 +221,7 @@ def timeline(speed: float, vllm_gb: float, webui_gb: float, webui_before_vllm: b
     return done + post, rows
 
 
-def estimate(arch: dict) -> dict:
+def estimate(arch: dict, raw_agent: dict | None = None) -> dict:
     v, w = arch["vllm"], arch["webui"]
     wc = arch.get("webui_cpu", w)
     designs = {
@@ -225,6 +233,14 @@ def estimate(arch: dict) -> dict:
                       prefetch=False),
     }
     designs["after + weight prefetch"] = {**designs["after"], "prefetch": True}
+    warm = (raw_agent or {}).get("warm")
+    if warm and warm["total"]:
+        # What the start itself read and how long its restores took here (its log), in place of the
+        # archive figures: whatever it restored before start-vllm counts as "the vLLM venv".
+        designs["measured warm start (log)"] = dict(
+            vllm_gb=warm["before_vllm"] / GB, webui_gb=(warm["total"] - warm["before_vllm"]) / GB,
+            webui_before_vllm=False, vllm_floor_s=warm.get("before_vllm_s", 0) / POD_SPEEDUP,
+            webui_floor_s=warm.get("after_vllm_s", 0) / POD_SPEEDUP, prefetch=False)
     # For scale: startup-review.md §2 (a), both venvs in the pod's image (cached on the host), nothing
     # of them read from the volume.
     designs["image + weight prefetch"] = dict(vllm_gb=0.0, webui_gb=0.0, webui_before_vllm=False, vllm_floor_s=0.0,
@@ -236,6 +252,10 @@ def estimate(arch: dict) -> dict:
         out[name] = {"before_vllm_gb": before_gb, "total_gb": total_gb, "params": d,
                      "speeds": {str(s): timeline(s, **d) for s in SPEEDS}}
     return out
+
+
+def _speed_text(speed: float) -> str:
+    return "none (the restores' CPU floor alone exceeds it)" if speed > 19.0 else f"{speed:.2f} GB/s"
 
 
 def speed_for(goal_s: float, d: dict) -> float:
@@ -251,7 +271,7 @@ def speed_for(goal_s: float, d: dict) -> float:
 
 def render(raw: dict) -> str:
     arch = raw["archives"]
-    est = estimate(arch)
+    est = estimate(arch, raw.get("agent"))
     md = [f"# Warm start vs RunPod's volume ({raw['date']}, {raw['host']})", "",
          f"Machine: {raw['machine']}. Made by `python bench/run.py --warmstart` (bench/warmstart_bench.py).", "",
          "## Archives of the real venvs (measured here)", "",
@@ -266,7 +286,8 @@ def render(raw: dict) -> str:
     md += ["", "Each round trip restored the same files and bytes: "
           + ", ".join(f"{n} {'yes' if a['round_trip_ok'] else 'NO'}" for n, a in arch.items()) + ".", ""]
     if raw.get("agent"):
-        md += ["## Measured through the agent (devkit sandbox)", ""]
+        md += ["## Measured through devkit/startup_real (what it starts: startup.sh today, the agent once "
+               "integrated)", ""]
         for kind, r in raw["agent"].items():
             md.append(f"- {kind}: both up after {r['both']:.0f} s; read from the volume before `start-vllm` "
                      f"{r['before_vllm'] / GB:.2f} GB, in total {r['total'] / GB:.2f} GB "
@@ -287,7 +308,7 @@ def render(raw: dict) -> str:
                       f"({'met' if e['speeds']['0.3'][0] <= GOAL_WARM_S else 'missed'})"
                       for n, e in est.items() if n != "before")
           + "; the volume speed at which each design reaches it: "
-          + ", ".join(f"{n} {speed_for(GOAL_WARM_S, e['params']):.2f} GB/s" for n, e in est.items()) + ".", "",
+          + ", ".join(f"{n} {_speed_text(speed_for(GOAL_WARM_S, e['params']))}" for n, e in est.items()) + ".", "",
           "## The arithmetic, phase by phase (seconds on vLLM's critical path)", ""]
     for s in SPEEDS:
         md += [f"At {s} GB/s:", "", "| phase | " + " | ".join(est) + " |", "|---|" + "---|" * len(est)]
@@ -326,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.from_raw:
         raw = json.loads(args.from_raw.read_text())
+        if args.agent:  # the archive figures of that run, the agent measured now: a new results file
+            now = dt.datetime.now()
+            raw.update(date=f"{now:%Y-%m-%d %H:%M}", stem=f"{now:%Y-%m-%d}-{socket.gethostname()}-warmstart-devkit",
+                       load="/".join(f"{x:.1f}" for x in os.getloadavg()), agent=agent_run(say))
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"{raw['stem']}.json").write_text(json.dumps(raw, indent=1) + "\n")
     else:
         venvs = {k: v for k, v in (("vllm", args.vllm_venv), ("webui", args.webui_venv),
                                    ("webui_cpu", args.webui_cpu_venv)) if v}
