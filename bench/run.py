@@ -57,7 +57,14 @@ def _sdk_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--warmstart" in argv:  # its own options (bench/warmstart_bench.py); no Pulumi, no emulator
+        import warmstart_bench
+
+        return warmstart_bench.main([a for a in argv if a != "--warmstart"])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--warmstart", action="store_true",
+                    help="run only the warm-start bench (bench/warmstart_bench.py; its options follow)")
     ap.add_argument("--d", type=float, default=20.0,
                     help="seconds from create to serving for each emulated pod (default 20)")
     ap.add_argument("--models", default="2,4,6",
