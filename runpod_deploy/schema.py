@@ -89,6 +89,12 @@ class ModelConfig(Strict):
     max_price_per_hour: float | None = Field(
         None, alias="maxPricePerHour", gt=0,
         description="overrides the stack's `maxPricePerHour` for this model")
+    wake_without_gpu: Literal["replace", "fail"] = Field(
+        "replace", alias="wakeWithoutGpu",
+        description="when `up` starts the stopped pod and its host's GPU was rented meanwhile (the start is "
+                    "refused, or the pod comes up with zero GPUs): `replace` creates a new pod through the GPU "
+                    "list (same volume; new pod id and URLs) and deletes the old one once the new one serves; "
+                    "`fail` stops with a message saying so and keeps the pod")
 
     @field_validator("gpu_profiles")
     @classmethod

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pulumi
 from pulumi import dynamic
 from pydantic import ValidationError
 
+from startup.agent import protocol
+
 from . import api_errors, server_hooks
 from .client import ApiKeyError, RunPodClient, find_api_key
 from .provider_errors import (CleanupFailed, CreateInterrupted, CreateOutcomeUnknown, DeleteRateLimited, DeleteTimeout,
                               Interrupted, MalformedApiKey, MissingApiKey, NoCapacityAnywhere, PodNotReady,
-                              PodVanished, RunPodFailed, StartRefused)
+                              PodVanished, RunPodFailed, StartRefused, WokeWithoutGpu)
 from .naming import is_pod_name_of, new_pod_name
 from .polling import Backoff, poll_until
-from .readiness import BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, boot_is_new, public_url
-from .spec import INPUT_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, describe_errors
+from .readiness import (BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, ZeroGpus, boot_is_new, probe_ok,
+                        public_url)
+from .spec import INPUT_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, Probe, describe_errors
 from .wire import Pod as ApiPod  # the API's view of a pod; `Pod` below is the Pulumi resource
 from .wire import PodStatus
 
@@ -45,9 +47,11 @@ DELETE_POLL = Backoff(first_s=0.5, factor=2.0, cap_s=10.0)
 NEW_KEY_DESTROY = "pulumi destroy --run-program --refresh=false"
 # After a start answered with an error (outcome unknown): how often to look for the new boot.
 START_POLL = Backoff(first_s=1.0, factor=1.5, cap_s=10.0)
-# How long a DELETE keeps honouring RunPod's Retry-After (an hour window can ask ~30 min): a pod
-# that cannot be deleted bills. RUNPOD_DEPLOY_DELETE_PATIENCE_S shortens it for tests.
-DELETE_PATIENCE_S = 2700.0
+# How long any call keeps honouring RunPod's Retry-After (an hour window can ask ~30 min). RunPod's
+# windows are per account over every call, so the reads of a refresh-first `destroy` meet them as
+# often as its DELETEs: one patience for all (a pod that cannot be deleted bills).
+# RUNPOD_DEPLOY_RATE_PATIENCE_S (or the older RUNPOD_DEPLOY_DELETE_PATIENCE_S) shortens it for tests.
+RATE_LIMIT_PATIENCE_S = 2700.0
 RUNNING_STATUSES = (PodStatus.PROVISIONING, PodStatus.STARTING, PodStatus.RUNNING)
 
 
@@ -67,7 +71,8 @@ class PodProvider(dynamic.ResourceProvider):
         if not key:
             raise MissingApiKey()
         adopt_wait = float(os.environ.get("RUNPOD_DEPLOY_ADOPT_WAIT_S", CREATE_ADOPT_WAIT_S))
-        return RunPodClient(key, adopt_wait_s=adopt_wait)
+        return RunPodClient(key, adopt_wait_s=adopt_wait, patience_s=_rate_limit_patience(),
+                            say=lambda line: print(f"[runpod] {line}", flush=True), sleep=_interruptible_sleep)
 
     # --- check: validate, and give the pod its unique name once --------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
@@ -94,6 +99,10 @@ class PodProvider(dynamic.ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         changed = [k for k in INPUT_KEYS if _norm(olds.get(k)) != _norm(news.get(k))]
         replaces = [k for k in changed if k in REPLACE_KEYS]
+        if olds.get("status") == PodStatus.ERROR and news.get("running", True) is not False:
+            # A pod in ERROR (e.g. "OCI runtime create failed": the image's CUDA does not fit the host)
+            # would fail the same way on every start: a new pod, through the GPU walk, instead.
+            changed, replaces = changed + ["status"], replaces + ["status"]
         # delete_before_replace: a GPU pod bills by the hour, and with the old pod gone first any pod
         # carrying this resource's name prefix at create time can only be an orphan (see create).
         return dynamic.DiffResult(changes=bool(changed), replaces=replaces,
@@ -158,10 +167,13 @@ class PodProvider(dynamic.ResourceProvider):
         raise NoCapacityAnywhere(failures, spec.data_center_ids)
 
     def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: ApiPod,
-                          after: BootMark | None = None) -> ApiPod:
+                          after: BootMark | None = None, gpus: int = 0) -> ApiPod:
         """Until the pod serves. `after`: a start or container PATCH was sent (update): wait for a
-        new boot first, and on failure the pod is kept (it is in state), not deleted."""
+        new boot first, and on failure the pod is kept (it is in state), not deleted. `gpus`: the
+        boot must show that many GPUs (a start on a host whose GPU was rented comes up with zero),
+        else ZeroGpus."""
         waiter = ReadinessWaiter(
+            gpus=gpus,
             get_pod=lambda: client.get_pod(pod.id),
             read_logs=lambda last: client.pod_log_events(pod.id, tail=50, after=last, deadline_s=0.5),
             probes=spec.readiness,
@@ -173,6 +185,8 @@ class PodProvider(dynamic.ResourceProvider):
         )
         try:
             ready = waiter.wait()
+        except ZeroGpus:
+            raise
         except NotReady as e:
             raise PodNotReady(pod.id, e.reason, _last_logs(client, pod.id), kept=after is not None) from None
         except api_errors.NotFoundError:
@@ -187,22 +201,45 @@ class PodProvider(dynamic.ResourceProvider):
                         sleep=_interruptible_sleep).wait()
         return client.stop_pod(pod.id)
 
+    def _replace_on_wake(self, client: RunPodClient, spec: PodSpec, old: ApiPod, why: str) -> dynamic.UpdateResult:
+        """The stopped pod cannot get a GPU on its host (a stopped pod keeps its host: runpod-python#168,
+        runpod/docs pods/troubleshooting/zero-gpus.mdx). The network volume holds everything, so a new pod
+        through the usual GPU walk serves the same; the old one is deleted only once the new one serves.
+        The resource keeps its Pulumi id; `pod_id` (and the URLs) name the new pod, and every later call
+        uses `pod_id` (`_pod_id`)."""
+        new_spec = spec.model_copy(update={"name": new_pod_name(spec.name_prefix)})
+        _say(spec, f"pod {old.id} cannot wake on its host ({why}): replacing it with a new pod on any free GPU "
+                   "(same volume); the old pod is deleted once the new one serves")
+        try:
+            pod = self._place(client, new_spec)
+        except api_errors.RunPodError as e:
+            raise RunPodFailed(e, f"creating a pod to replace {old.id}", f"pod {old.id} is still in the stack's "
+                               "state, stopped", "pulumi up") from None
+        try:
+            pod = self._wait_until_ready(client, new_spec, pod)
+        except BaseException as e:  # noqa: BLE001 - re-raised (as what to tell the user) below
+            raise _failed_create(client, new_spec, pod, e) from None
+        _delete_and_wait(client, old.id, say=lambda line: _say(new_spec, line), in_state=True)
+        return dynamic.UpdateResult(_outs(new_spec, pod))
+
     # --- read (refresh) -------------------------------------------------------------------------
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
         client = self._client()
+        pod_id = _pod_id(id_, props)
         try:
-            pod = client.get_pod(id_)
+            pod = client.get_pod(pod_id)
+            not_serving = _not_serving(client, pod, props)
         except api_errors.NotFoundError:
             return dynamic.ReadResult("", {})  # a blank id drops the resource from state
         except api_errors.RunPodError as e:
             # Every `up`, `refresh` and `destroy` reads first (Pulumi.yaml: refresh always), and that read
             # uses the provider as the state recorded it, i.e. the key the pod was created with: a new
             # key reaches the provider only when the program runs, without the refresh.
-            pods = f"pod {id_} is still in the stack's state, unchanged"
+            pods = f"pod {pod_id} is still in the stack's state, unchanged"
             if isinstance(e, api_errors.AuthError):
                 pods += " (after a new key, `pulumi up` also needs `--refresh=false` once)"
             again = NEW_KEY_DESTROY if isinstance(e, api_errors.AuthError) else None
-            raise RunPodFailed(e, f"reading pod {id_}", pods, again) from None
+            raise RunPodFailed(e, f"reading pod {pod_id}", pods, again) from None
         finally:
             client.close()
         if pod.gone:
@@ -211,11 +248,19 @@ class PodProvider(dynamic.ResourceProvider):
         # What the pod does now wins: a pod that stopped itself (idle stop, a crash) or was stopped
         # in the console reads back as running: false, one started in the console as running: true;
         # `status` (an output) keeps the exact observed status.
-        inputs.update(
-            running=pod.status in RUNNING_STATUSES,
-            image=pod.image or inputs.get("image"),
-            ports=list(pod.ports) if pod.ports is not None else inputs.get("ports"),
-        )
+        # Absent or null means unknown, never empty (wire.Pod); an echo the server normalised (image
+        # `docker.io/library/x:latest`, ports in another order) is the same value, not drift: either
+        # would PATCH, i.e. reset the pod, on every refresh-first `up`.
+        image, ports = inputs.get("image"), inputs.get("ports")
+        if pod.image and not same_image(pod.image, image):
+            image = pod.image
+        if pod.ports is not None and set(pod.ports) != set(ports or []):
+            ports = list(pod.ports)
+        # A RUNNING pod whose services gave up (the agent stops restarting them after its limit)
+        # reads as not running, so `up` heals it (update restarts it).
+        if not_serving:
+            _say_id(pod.id, f"pod {pod.id} is RUNNING but not serving ({not_serving}): `pulumi up` restarts it")
+        inputs.update(running=pod.status in RUNNING_STATUSES and not not_serving, image=image, ports=ports)
         if pod.env is not None:
             # Only the keys the program owns: RunPod injects others (startSsh's PUBLIC_KEY, RUNPOD_*)
             # and they are not drift. An owned key changed or gone on the pod is.
@@ -232,6 +277,7 @@ class PodProvider(dynamic.ResourceProvider):
         try:
             # Decide from what the pod does now, never from an answer to our own action: after a
             # start or a PATCH, v2 still shows the state from before for a while.
+            id_ = _pod_id(id_, olds)  # the pod now (a wake onto a full host replaces it)
             before = client.get_pod(id_)
             pod, mark = before, None
             changed = [k for k in PATCH_KEYS if _norm(olds.get(k)) != _norm(news.get(k))]
@@ -243,14 +289,31 @@ class PodProvider(dynamic.ResourceProvider):
                 pod = client.update_pod(id_, spec.update_request(changed, foreign_env=foreign))
                 _say(spec, f"updated pod {id_} in place ({', '.join(changed)})")
             stopped = before.status in (PodStatus.EXITED, PodStatus.ERROR)
+            woken = False
             if spec.running and stopped:
                 mark = mark or _boot_mark(client, before)
-                pod = _start(client, spec, id_, mark)
+                try:
+                    pod = _start(client, spec, id_, mark)
+                except StartRefused as e:
+                    if spec.wake_without_gpu == "fail":
+                        raise
+                    return self._replace_on_wake(client, spec, before, f"RunPod refused the start: {e.cause}")
+                woken = True
             elif not spec.running and not stopped:
                 pod = client.stop_pod(id_)
                 _say(spec, f"stopped pod {id_} (GPU released, volume kept)")
+            elif spec.running and olds.get("running") is False and before.status == PodStatus.RUNNING and not changed:
+                # read() found it RUNNING but not serving: restart the container.
+                mark = _boot_mark(client, before)
+                pod = client.restart_pod(id_)
+                _say(spec, f"restarted pod {id_}: it was RUNNING but not serving")
             if spec.running:
-                pod = self._wait_until_ready(client, spec, pod, after=mark)
+                try:
+                    pod = self._wait_until_ready(client, spec, pod, after=mark, gpus=spec.gpu_count if woken else 0)
+                except ZeroGpus as e:
+                    if spec.wake_without_gpu == "fail":
+                        raise WokeWithoutGpu(id_, e.count) from None
+                    return self._replace_on_wake(client, spec, e.pod, f"it came up with {e.count} GPUs")
             return dynamic.UpdateResult(_outs(spec, pod))
         except Interrupted:
             raise Interrupted(f"interrupted (Ctrl-C) while waiting for pod {id_} to serve after the update; the pod "
@@ -262,8 +325,9 @@ class PodProvider(dynamic.ResourceProvider):
             client.close()
 
     # --- delete ---------------------------------------------------------------------------------
-    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
         client = self._client()
+        id_ = _pod_id(id_, props)
         try:
             _delete_and_wait(client, id_, in_state=True)
         except api_errors.RunPodError as e:
@@ -326,6 +390,23 @@ def _norm(v: Any) -> Any:
     return None if v in (None, [], {}) else v
 
 
+def same_image(a: str | None, b: str | None) -> bool:
+    """Whether two image references name the same image once Docker's defaults are spelled out
+    (`docker.io/`, `library/`, `:latest`): a registry may echo either form."""
+    return a is not None and b is not None and _full_image(a) == _full_image(b)
+
+
+def _full_image(ref: str) -> str:
+    ref = ref.strip()
+    for registry in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        ref = ref.removeprefix(registry)
+    ref = ref.removeprefix("library/")
+    name = ref.split("@", 1)[0]
+    if "@" not in ref and ":" not in name.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
 def _has_unknowns(v: Any) -> bool:
     """During preview, values not computed yet (e.g. a generated key) arrive as the string
     rpc.UNKNOWN at the top level, or as `pulumi.output.Unknown` objects inside maps."""
@@ -380,23 +461,15 @@ def _over_price_ceiling(client: RunPodClient, spec: PodSpec) -> dict[str, str]:
 def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELETE_WAIT_S, *,
                      say=print, in_state: bool = False) -> None:
     """Idempotent: a pod already gone (404 or TERMINATED) counts as deleted. A rate limit is waited
-    out for up to DELETE_PATIENCE_S (reads and creates give up sooner; a pod that is not deleted
-    bills), saying what it waits for; past that, DeleteRateLimited names the pod and the command."""
-    patience = float(os.environ.get("RUNPOD_DEPLOY_DELETE_PATIENCE_S", DELETE_PATIENCE_S))
-    give_up_at = time.monotonic() + patience
+    out by the client (RATE_LIMIT_PATIENCE_S, saying so); past that, DeleteRateLimited names the
+    pod, that it bills, and the command."""
 
     def patiently(call):
-        while True:
-            try:
-                return call()
-            except api_errors.RateLimitedError as e:
-                wait = e.retry_after if e.retry_after is not None else 60.0
-                if time.monotonic() + wait > give_up_at:
-                    raise DeleteRateLimited(pod_id, wait, patience, client.base_url, in_state) from None
-                until = (datetime.now(timezone.utc) + timedelta(seconds=wait)).strftime("%H:%M:%S UTC")
-                say(f"RunPod's rate limit asks to wait {wait:.0f}s: deleting pod {pod_id} at {until} "
-                    "(it bills until then)")
-                time.sleep(wait)
+        try:
+            return call()
+        except api_errors.RateLimitedError as e:
+            wait = e.retry_after if e.retry_after is not None else 60.0
+            raise DeleteRateLimited(pod_id, wait, client.patience_s, client.base_url, in_state) from None
 
     if not patiently(lambda: client.delete_pod(pod_id)):  # already gone (404)
         return
@@ -419,6 +492,11 @@ def _start(client: RunPodClient, spec: PodSpec, pod_id: str, mark: BootMark) -> 
     try:
         pod = client.start_pod(pod_id)
     except api_errors.RunPodError as e:
+        if isinstance(e, (api_errors.InsufficientFundsError, api_errors.AuthError,
+                          api_errors.UnprocessableRequestError)):
+            # The account or the request itself: no boot will follow, so no wait for one (402: add credit).
+            raise RunPodFailed(e, f"starting pod {pod_id}", f"pod {pod_id} is still in the stack's state, stopped "
+                               "(no GPU billed)", "pulumi up") from None
         refused = isinstance(e, (api_errors.BadRequestError, api_errors.CapacityError, api_errors.ConflictError))
 
         def booted() -> ApiPod | None:
@@ -456,6 +534,49 @@ def _failed_create(client: RunPodClient, spec: PodSpec, pod: ApiPod, cause: Base
         return RunPodFailed(cause, f"waiting for pod {pod.id} to start", f"pod {pod.id} was deleted, so nothing "
                             "bills", "pulumi up")
     return cause
+
+
+def _pod_id(id_: str, props: dict[str, Any]) -> str:
+    """The pod the resource stands for: its `pod_id` output, which a wake onto a full host moves to the
+    replacement (the resource's Pulumi id stays the first pod's); the id itself otherwise."""
+    pod_id = props.get("pod_id") if props else None
+    return pod_id if isinstance(pod_id, str) and pod_id else id_
+
+
+def _not_serving(client: RunPodClient, pod: ApiPod, props: dict[str, Any]) -> str | None:
+    """Why a pod the state says is running, and RunPod shows RUNNING with a container, does not
+    serve; None if it serves or may still be starting. A probe that fails twice is not yet proof: the
+    pod's log must say its startup stopped (its last phase is `failed`) or that it had served
+    (`ready`) and stopped since."""
+    probes = [Probe.model_validate(p) for p in props.get("readiness") or []]
+    if not probes or props.get("running") is False or not pod.container_up:
+        return None
+    failing = [p for p in probes if not _probe_ok_twice(pod.id, p)]
+    if not failing:
+        return None
+    try:
+        lines = client.pod_logs(pod.id, tail=200, deadline_s=1.0)
+    except api_errors.RunPodError:
+        return None
+    phases = [e.value for e in map(protocol.parse, lines) if e is not None and e.kind == "phase"]
+    if not phases or phases[-1] not in (protocol.FAILED, protocol.READY):
+        return None  # still starting
+    errors = [e.value for e in map(protocol.parse, lines) if e is not None and e.kind == "error"]
+    ports = ", ".join(f"port {p.port}{p.path}" for p in failing)
+    return f"{ports} not answering" + (f"; its log: {errors[-1]}" if errors else "")
+
+
+def _probe_ok_twice(pod_id: str, probe: Probe) -> bool:
+    return probe_ok(pod_id, probe) or (time.sleep(2.0) is None and probe_ok(pod_id, probe))
+
+
+def _say_id(pod_id: str, line: str) -> None:
+    print(f"[{pod_id}] {line}", flush=True)
+
+
+def _rate_limit_patience() -> float:
+    env = os.environ.get("RUNPOD_DEPLOY_RATE_PATIENCE_S") or os.environ.get("RUNPOD_DEPLOY_DELETE_PATIENCE_S")
+    return float(env) if env else RATE_LIMIT_PATIENCE_S
 
 
 def _interruptible_sleep(seconds: float) -> None:
