@@ -113,9 +113,10 @@ class PodProvider(dynamic.ResourceProvider):
         spec = PodSpec.model_validate(_inputs(props))
         client = self._client()
         try:
+            unknown: list = []
             try:
                 self._sweep_orphans(client, spec)
-                pod = self._place(client, spec)
+                pod = self._place(client, spec, unknown)
             except api_errors.RunPodError as e:
                 raise RunPodFailed(e, f"creating pod {spec.name}", "no pod was created", "pulumi up") from None
             try:
@@ -126,24 +127,29 @@ class PodProvider(dynamic.ResourceProvider):
             except BaseException as e:  # noqa: BLE001 - re-raised (as what to tell the user) below
                 # A failed create leaves nothing billing: the pod is deleted before the error surfaces.
                 raise _failed_create(client, spec, pod, e) from None
+            if unknown:
+                self._sweep_orphans(client, spec, keep=pod.id)  # a create in doubt that appeared since
             return dynamic.CreateResult(pod.id, _outs(spec, pod))
         finally:
             client.close()
 
-    def _sweep_orphans(self, client: RunPodClient, spec: PodSpec) -> None:
+    def _sweep_orphans(self, client: RunPodClient, spec: PodSpec, keep: str | None = None) -> None:
         """A create killed mid-way (SIGKILL, lost laptop) leaves a pod that no state records. With
         delete-before-replace, any pod named like this resource's pods is such an orphan: delete it
-        so it stops billing, instead of leaving a duplicate."""
+        so it stops billing, instead of leaving a duplicate. `keep`: the pod this create placed after
+        a create in doubt (5xx); then any other pod of this resource's names is that lost create's."""
         for pod in client.list_pods():
-            if is_pod_name_of(spec.name_prefix, pod.name) and pod.name != spec.name:
+            mine = pod.id == keep if keep else pod.name == spec.name
+            if is_pod_name_of(spec.name_prefix, pod.name) and not mine:
                 _say(spec, f"deleting orphan pod {pod.id} ({pod.name}) left by an interrupted create")
                 _delete_and_wait(client, pod.id, say=lambda line: _say(spec, line))
 
-    def _place(self, client: RunPodClient, spec: PodSpec) -> ApiPod:
+    def _place(self, client: RunPodClient, spec: PodSpec, unknown: list | None = None) -> ApiPod:
         """Walk the GPU preference list: v2 places one GPU type per create and never falls back.
         createPod's table: a 400 (a rule, or no capacity, in varying words) or a 403 (no access to
         that pool) means try the next candidate; 422, 401, 402 stop at once. Catalog stock is only
         a hint, shown in the error: it lags, and one refused create costs less than a missed GPU."""
+        unknown = [] if unknown is None else unknown  # creates whose outcome stayed unknown (5xx, no answer)
         stock = _catalog_stock(client, spec)
         over_ceiling = _over_price_ceiling(client, spec)
         failures: list[str] = []
@@ -154,16 +160,28 @@ class PodProvider(dynamic.ResourceProvider):
                 failures.append(over_ceiling[gpu])
                 continue
             hint = f" (catalog stock: {stock[gpu]})" if stock and gpu in stock else ""
-            try:
-                pod = client.create_pod(spec.create_request(gpu))
-            except (api_errors.CapacityError, api_errors.BadRequestError, api_errors.ForbiddenError) as e:
-                failures.append(f"{gpu}: {e.status} {e.detail or e.title or 'no detail'}{hint}")
-                continue
-            except (api_errors.ServerError, api_errors.TransportError) as e:
-                # The client found no pod to adopt, but the create may have taken effect: say so.
-                raise CreateOutcomeUnknown(spec.name, e, client.adopt_wait_s) from None
-            _say(spec, f"created pod {pod.id} on {gpu}")
-            return pod
+            for attempt in (1, 2):
+                try:
+                    pod = client.create_pod(spec.create_request(gpu))
+                except (api_errors.CapacityError, api_errors.BadRequestError, api_errors.ForbiddenError) as e:
+                    failures.append(f"{gpu}: {e.status} {e.detail or e.title or 'no detail'}{hint}")
+                    break
+                except (api_errors.ServerError, api_errors.TransportError) as e:
+                    # The client found no pod to adopt: RunPod's guidance for createPod is to try the same
+                    # request again, once; then the walk moves on. The create may still have taken effect.
+                    unknown.append(e)
+                    answered = e.status or "no answer"
+                    if attempt == 1:
+                        _say(spec, f"the create on {gpu} failed ({answered}) and no pod named {spec.name} appeared "
+                                   f"within {client.adopt_wait_s:.0f}s: trying {gpu} once more")
+                        continue
+                    failures.append(f"{gpu}: {answered} twice, and no pod appeared")
+                    break
+                _say(spec, f"created pod {pod.id} on {gpu}")
+                return pod
+        if unknown:
+            # Nothing placed, but a create in doubt may still appear: the next create sweeps it.
+            raise CreateOutcomeUnknown(spec.name, unknown[-1], client.adopt_wait_s)
         raise NoCapacityAnywhere(failures, spec.data_center_ids)
 
     def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: ApiPod,

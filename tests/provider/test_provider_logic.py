@@ -454,7 +454,8 @@ def test_two_lines_sharing_a_one_second_id_both_count_and_a_resent_second_is_dro
 def test_a_new_boot_id_in_the_log_proves_the_new_boot_when_runpods_fields_do_not():
     """An opaque reset: RUNNING throughout, startedAt unchanged, uptime still the old one's."""
     before = {"id": "p", "status": "RUNNING", "startedAt": OLD_START, "runtime": {"uptime": 500, "ports": []}}
-    mark = BootMark.before(Pod.model_validate(before), [("1", "runpod-deploy boot=aaaa"), ("2", "x")], clock=lambda: 0.0)
+    mark = BootMark.before(Pod.model_validate(before), [("1", "runpod-deploy boot=aaaa"), ("2", "x")],
+                           clock=lambda: 0.0)
     assert mark.boot_id == "aaaa"
     pods = [{**before, "runtime": None}] * 3 + [{**before, "runtime": {"uptime": 510, "ports": []}}] * 3
     logs = [[("1", "runpod-deploy boot=aaaa"), ("2", "x")], [("3", "runpod-deploy boot=bbbb")]]
