@@ -6,14 +6,15 @@ Transport, retries and RunPod's quirks live here, each in one place; callers get
 Retry policy, by method:
 - GET, PATCH, DELETE are idempotent (our PATCH bodies carry the full desired value of each field),
   so urllib3's `Retry` resends them on connection errors, read timeouts, 429 (honouring
-  Retry-After, each wait capped at MAX_RETRY_AFTER_S) and 500/502/503/504, with exponential
-  backoff, `retry_total` times at most.
-- A 429 that is still there after that (an hour or day window: RunPod's windows are per account
-  and count every call) is waited out for up to `patience_s` in all, whatever the method (a 429 is
-  refused before any effect), saying so through `say`; then it is raised. Log streams never wait.
+  Retry-After up to MAX_RETRY_AFTER_S) and 500/502/503/504, with exponential backoff,
+  `retry_total` times at most.
+- A 429 asking for longer (a minute window the account's other calls filled, an hour or day window:
+  RunPod's windows are per account and count every call) is waited out for up to `patience_s` in
+  all, whatever the method (a 429 is refused before any effect), saying so through `say`; then it
+  is raised. Log streams never wait.
 - POST (create, actions) is never resent by urllib3 (a failed connect, where nothing was sent, is
   the exception). `_post` resends only after a 429, which the server refuses before doing
-  anything, and hands a Retry-After above MAX_RETRY_AFTER_S back to the caller. A 5xx or timeout
+  anything; a longer Retry-After is `_request`'s patient wait. A 5xx or timeout
   on a create is resolved by adoption (see `create_pod`); on an action it is raised, and the
   caller re-reads the pod.
 
@@ -66,7 +67,10 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.runpod.io/v2"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-MAX_RETRY_AFTER_S = 120  # a longer wait (hour/day windows) goes back to the caller as the 429
+# urllib3 resends silently after a 429 asking for at most this long; a longer wait (a minute window
+# filled by the account's other calls, hour/day windows) is waited out by `_request`, saying so.
+MAX_RETRY_AFTER_S = 10
+DEFAULT_PATIENCE_S = 120.0  # a library client's total wait for rate limits; the provider sets its own
 BACKOFF_MAX_S = 30.0
 ADOPT_POLL = Backoff(first_s=0.5)  # create adoption re-reads the pod list this often
 MAX_LIST_PAGES = 1000  # guards against a server that never stops paginating
@@ -168,7 +172,7 @@ class RunPodClient:
         backoff_factor: float = 0.5,
         adopt_wait_s: float = 5.0,
         max_retry_after_s: float | None = None,
-        patience_s: float = 0.0,
+        patience_s: float = DEFAULT_PATIENCE_S,
         say: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -430,7 +434,8 @@ class RunPodClient:
                                   timeout=timeout)
             except RateLimitedError as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 60.0
-                if not patient or time.monotonic() + wait > give_up_at:
+                # A short wait urllib3 already resent `retry_total` times is a server that keeps refusing.
+                if not patient or wait <= self.max_retry_after_s or time.monotonic() + wait > give_up_at:
                     raise
                 until = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
                 self._say(f"RunPod's rate limit (per account, every call counts) asks to wait {wait:.0f}s: "

@@ -8,6 +8,7 @@ a row for docs/reliability.md (section "live").
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
@@ -61,6 +62,7 @@ def test_three_models_up_and_destroy_under_60_calls_a_minute(engine_emulator, tm
 
     emu = engine_emulator
     emu.enforce_quotas()
+    emu.world.delays["ready"] = 40.0  # 40 s of polling three pods: past 60 calls within a minute window
     d = deploy(emu, tmp_path, monkeypatch, models=models_for(3))
     up = d.up()
     limited = answers(emu).count(429)
@@ -374,3 +376,25 @@ def test_an_opaque_reset_is_proven_by_the_pods_boot_line(engine_emulator, tmp_pa
     record(SECTION, "a reset that RunPod's fields never show: RUNNING throughout, `startedAt` and uptime unchanged, "
            "`runtime` null for 3 s (§5)", "`up` took the pod's new `runpod-deploy boot=` line as the proof of the "
            "new boot and returned once the new container served", n)
+
+
+def test_the_calls_a_two_model_up_makes_in_its_first_minute(engine_emulator, tmp_path, monkeypatch):
+    """At production's poll pace (RUNPOD_DEPLOY_POLL_S=1) and a cold start longer than a minute: how many
+    of the account's 60 calls/min a two-model `up` uses (previews, config checks, creates, polls, logs)."""
+    emu = engine_emulator
+    emu.world.delays.update(provision=5.0, start=5.0, runtime=5.0, ready=60.0)
+    d = deploy(emu, tmp_path, monkeypatch, env={"RUNPOD_DEPLOY_POLL_S": "1.0"})
+    d.up()
+    reqs = emu.requests
+    t0 = reqs[0]["ts"]
+    first = [r for r in reqs if r["ts"] < t0 + 60]
+    kinds: dict[str, int] = {}
+    for r in first:
+        kind = re.sub(r"/v2/pods/[a-z0-9]+", "/v2/pods/{id}", r["path"])
+        kinds[f"{r['method']} {kind}"] = kinds.get(f"{r['method']} {kind}", 0) + 1
+    print("calls in the first minute:", len(first), kinds)
+    assert len(first) <= 60, kinds
+    n = assert_no_orphans(d, emu)
+    record(SECTION, "calls a two-model `up` makes in its first minute (production poll pace, a cold start > 1 min) "
+           "(§2)", f"{len(first)} calls (" + ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) + "), under "
+           "RunPod's example 60/min", n)
