@@ -607,7 +607,7 @@ def _boot_mark(client: RunPodClient, pod: ApiPod) -> BootMark:
     """The pod before a start/PATCH, with its current log lines (so none of them counts as the new
     boot's). The log read is best effort."""
     try:
-        events = client.pod_log_events(pod.id, tail=50, deadline_s=0.5)
+        events = client.pod_log_events(pod.id, tail=200, deadline_s=2.0)  # its boot id, if it printed one
     except api_errors.RunPodError:
         events = []
     return BootMark.before(pod, events)

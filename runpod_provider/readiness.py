@@ -260,7 +260,10 @@ class ReadinessWaiter:
             event = protocol.parse(line)
             if event is None:
                 continue
-            if event.kind == "boot" and event.value != (self.after.boot_id if self.after else None):
+            # Proof only against a known earlier id (the mark's log read may have come back empty, and
+            # then an old boot line would look new), and not while RunPod shows the pod down.
+            if (event.kind == "boot" and self.after is not None and self.after.boot_id is not None
+                    and event.value != self.after.boot_id and not (self._last and self._last.down)):
                 self._fresh = True
             if not self._fresh:
                 continue
