@@ -112,7 +112,7 @@ def test_a_create_whose_pod_is_listed_late_is_still_adopted_by_the_same_up(engin
 
 
 def test_a_create_whose_pod_is_listed_too_late_to_adopt_is_swept_by_the_next_up(engine_emulator, tmp_path, monkeypatch):
-    """The adoption window (shortened to 5 s here) is shorter than the list lag (8 s): this `up`
+    """The adoption window (shortened to 5 s here) is shorter than the list lag (20 s): this `up`
     cannot know the create took effect. The same GPU is tried once more (createPod's guidance), with
     the same result, and no other GPU has stock. The pods carry the resource's name prefix, so the
     next `up` deletes them."""
@@ -121,7 +121,7 @@ def test_a_create_whose_pod_is_listed_too_late_to_adopt_is_swept_by_the_next_up(
         emu.set_stock("EU-RO-1", gpu, "NONE")
     d = deploy(emu, tmp_path, monkeypatch, models=one_model(), env={"RUNPOD_DEPLOY_ADOPT_WAIT_S": "5"})
     emu.inject(kind="after_effect", status=500, method="POST", path="/v2/pods$", count=2)
-    emu.inject(kind="list_lag", seconds=8, method="POST", path="/v2/pods$", count=2)
+    emu.inject(kind="list_lag", seconds=20, method="POST", path="/v2/pods$", count=2)  # past both windows
     with pytest.raises(CommandError) as e:
         d.up()
     fired(emu)
@@ -151,7 +151,7 @@ def test_a_create_whose_pod_is_listed_too_late_to_adopt_is_swept_by_the_next_up(
     assert pod["id"] not in {p["id"] for p in lost} and pod_id_in_state(d) == pod["id"]
     n = assert_no_orphans(d, emu)
     record(SECTION, "create answers 500 after creating the pod, twice (the walk tries the same GPU once more), each "
-           "listed only 8 s later, past an adoption window shortened to 5 s; no other GPU in stock",
+           "listed only 20 s later, past an adoption window shortened to 5 s; no other GPU in stock",
            f"`up` failed saying the create's outcome is unknown, naming the pod and the fix; it left "
            f"{leaked_after_failure} pods outside state (`destroy` would not see them); the next `up` deleted them as "
            "orphans (name prefix) and created one pod", n, before_recovery=leaked_after_failure)
