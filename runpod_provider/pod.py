@@ -27,7 +27,7 @@ from .naming import is_pod_name_of, new_pod_name
 from .polling import Backoff, poll_until
 from .readiness import (BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, ZeroGpus, boot_is_new, probe_ok,
                         public_url)
-from .spec import INPUT_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, Probe, describe_errors
+from .spec import INPUT_KEYS, LOCAL_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, Probe, describe_errors
 from .wire import Pod as ApiPod  # the API's view of a pod; `Pod` below is the Pulumi resource
 from .wire import PodStatus
 
@@ -97,7 +97,8 @@ class PodProvider(dynamic.ResourceProvider):
 
     # --- diff: compares old OUTPUTS (which echo every input) with new inputs -------------------
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        changed = [k for k in INPUT_KEYS if _norm(olds.get(k)) != _norm(news.get(k))]
+        changed = [k for k in INPUT_KEYS
+                   if _norm(olds.get(k)) != _norm(news.get(k)) and not _new_default(k, olds, news)]
         replaces = [k for k in changed if k in REPLACE_KEYS]
         if olds.get("status") == PodStatus.ERROR and news.get("running", True) is not False:
             # A pod in ERROR (e.g. "OCI runtime create failed": the image's CUDA does not fit the host)
@@ -552,6 +553,13 @@ def _failed_create(client: RunPodClient, spec: PodSpec, pod: ApiPod, cause: Base
         return RunPodFailed(cause, f"waiting for pod {pod.id} to start", f"pod {pod.id} was deleted, so nothing "
                             "bills", "pulumi up")
     return cause
+
+
+def _new_default(key: str, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+    """A provider-side input that a stack made before it existed lacks, now at its default: no change
+    (else the first `up` after an upgrade shows every pod as an update)."""
+    return (key in LOCAL_KEYS and key not in olds and key in PodSpec.model_fields
+            and news.get(key) == PodSpec.model_fields[key].default)
 
 
 def _pod_id(id_: str, props: dict[str, Any]) -> str:

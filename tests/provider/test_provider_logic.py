@@ -493,3 +493,11 @@ def test_a_start_that_comes_up_without_its_gpu_is_told_apart():
     with pytest.raises(ZeroGpus) as e:
         w.wait()
     assert e.value.count == 0
+
+
+def test_a_provider_side_input_new_since_the_state_was_written_is_no_change_at_its_default():
+    olds = {"name_prefix": "a", "image": "x", "running": True, "status": "RUNNING"}
+    news = {"name_prefix": "a", "image": "x", "running": True, "wake_without_gpu": "replace"}
+    assert not PodProvider().diff("i", olds, news).changes
+    assert PodProvider().diff("i", olds, {**news, "wake_without_gpu": "fail"}).changes
+    assert PodProvider().diff("i", {**olds, "status": "ERROR"}, news).replaces == ["status"]
