@@ -71,6 +71,7 @@ class ModelServer(pulumi.ComponentResource):
             "ready_timeout_s": cfg.ready_timeout_seconds,
             "max_price_per_hour": cfg.max_price_for(model),
             "ready_stall_s": cfg.ready_stall_seconds,
+            "wake_without_gpu": model.wake_without_gpu,
         }, opts=child)
 
         self.pod_id = pod.pod_id

@@ -81,12 +81,40 @@ def cmd_gpus(args: argparse.Namespace) -> None:
               f"{t.stock_in(data_center) or 'NONE'}")
 
 
+def _stack_name_tokens(stack: str, project_dir: Path) -> set[str] | None:
+    """The name tokens this stack's state drew (NameToken resources), read with `pulumi stack export`;
+    None if the state cannot be read. Pod names carry them, so a teammate's same-named stack (another
+    backend, another token) is not this one."""
+    import json
+
+    try:
+        res = subprocess.run(["pulumi", "stack", "export", "--stack", stack], cwd=project_dir,
+                             capture_output=True, text=True, timeout=120)
+        resources = json.loads(res.stdout)["deployment"].get("resources") or [] if res.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return None
+    if resources is None:
+        return None
+    return {r["outputs"]["result"] for r in resources
+            if r.get("type", "").endswith("NameToken") and isinstance((r.get("outputs") or {}).get("result"), str)}
+
+
 def cmd_pods(args: argparse.Namespace) -> None:
-    """This stack's pods (by their name prefix), with status, GPU and $/hour."""
+    """This stack's pods (their name carries this state's token), with status, GPU and $/hour."""
+    import re
+
     from runpod_provider import naming
 
     prefix = naming.stack_prefix(PROJECT, args.stack)
+    tokens = _stack_name_tokens(args.stack, args.work_dir)
     pods = [p for p in _client(args).list_pods() if naming.is_stack_pod(PROJECT, args.stack, p.name)]
+    if tokens is None:
+        print(f"(this stack's state could not be read: listing every pod named {prefix}*, a same-named stack "
+              "elsewhere included)")
+    else:
+        mine = re.compile(re.escape(prefix) + r".+-(%s)-[a-z0-9]{%d}" % ("|".join(map(re.escape, tokens)) or "(?!)",
+                                                                         naming.SUFFIX_LEN))
+        pods = [p for p in pods if mine.fullmatch(p.name)]
     print(f"{'pod id':16} {'name':40} {'status':10} {'GPU':26} {'$/h':>6}")
     for p in pods:
         print(f"{p.id:16} {p.name:40} {p.status:10} {(p.gpu.id if p.gpu else '-'):26} "

@@ -109,6 +109,12 @@ class ModelConfig(Strict):
         description="more vLLM routes the API gate lets through with the key, each `METHOD /path` (e.g. "
                     "`POST /v1/embeddings`); by default only `/v1/models`, `/v1/chat/completions`, "
                     "`/v1/completions` (and `/metrics`) answer")
+    wake_without_gpu: Literal["replace", "fail"] = Field(
+        "replace", alias="wakeWithoutGpu",
+        description="when `up` starts the stopped pod and its host's GPU was rented meanwhile (the start is "
+                    "refused, or the pod comes up with zero GPUs): `replace` creates a new pod through the GPU "
+                    "list (same volume; new pod id and URLs) and deletes the old one once the new one serves; "
+                    "`fail` stops with a message saying so and keeps the pod")
 
     @field_validator("gpu_profiles")
     @classmethod

@@ -8,6 +8,7 @@ the in-process `Emulator` methods of the same names, so a test or demo behaves t
     POST   /_emulator/stock            {"dataCenter", "gpuId", "level"}
     POST   /_emulator/service          {"podId"?, "ready"}
     POST   /_emulator/reset
+    POST   /_emulator/quotas           {"minute"?, "hour"?, "day"?} enforced per account ({} stops)
     DELETE /_emulator/pods/{id}        out-of-band delete (as from the console)
     POST   /_emulator/pods/{id}/stop   out-of-band stop (body {"reason"?}: the line it logs)
     POST   /_emulator/pods/{id}/start  out-of-band start (as from the console)
@@ -72,6 +73,8 @@ def _route(emu, method: str, path: str, req: Request) -> Reply:
     elif (method, path) == ("POST", "/service"):
         body = req.json()
         emu.set_service(body.get("podId"), ready=bool(body["ready"]))
+    elif (method, path) == ("POST", "/quotas"):
+        emu.enforce_quotas(req.json())
     elif (method, path) == ("POST", "/reset"):
         emu.reset()
     else:
@@ -142,6 +145,9 @@ class AdminClient:
 
     def container_env(self, pod_id: str) -> dict:
         return self._call("GET", f"/pods/{quote(pod_id)}/container-env")
+
+    def enforce_quotas(self, quotas: Optional[dict] = None):
+        self._call("POST", "/quotas", {"minute": 60, "hour": 3000, "day": 50000} if quotas is None else quotas)
 
     def reset(self):
         self._call("POST", "/reset")

@@ -128,7 +128,7 @@ class Api:
         def stream():
             nonlocal cursor
             for line in backlog:
-                yield line.sse()
+                yield line.sse(self.world.log_ids)
             last_sent = time.monotonic()
             while not self.stop.is_set():
                 lines, alive = self.world.log_lines(pod_id, cursor)
@@ -136,7 +136,7 @@ class Api:
                     cursor = line.seq
                     if source is None or line.source == source:
                         last_sent = time.monotonic()
-                        yield line.sse()
+                        yield line.sse(self.world.log_ids)
                 if not alive:  # the pod is gone: end the stream after its last words
                     return
                 if time.monotonic() - last_sent >= self.keepalive:

@@ -39,10 +39,18 @@ CLOUDFLARE_1010 = (b"<!DOCTYPE html><html><head><title>Access denied | api.runpo
                    b"</p></body></html>")
 
 # The spec's RateLimit / RateLimit-Policy headers on authenticated answers (RateLimitHeader,
-# RateLimitPolicyHeader). Counted, not enforced: the quotas are the emulator's own numbers; script
-# a 429 with a fault to exercise a client's back-off.
+# RateLimitPolicyHeader). By default counted, not enforced (the quotas are the emulator's own
+# numbers); `enforce_quotas()` enforces the spec's example policy, per account over every call.
 WINDOWS = (("minute", 60, 1000), ("hour", 3600, 30000), ("day", 86400, 500000))
-RATELIMIT_POLICY = ", ".join(f'"{name}";q={quota};w={secs}' for name, secs, quota in WINDOWS)
+# The spec's example policy (RateLimitPolicyHeader: "minute";q=60, "hour";q=3000, "day";q=50000).
+SPEC_QUOTAS = {"minute": 60, "hour": 3000, "day": 50000}
+
+
+def _policy(windows) -> str:
+    return ", ".join(f'"{name}";q={quota};w={secs}' for name, secs, quota in windows)
+
+
+RATELIMIT_POLICY = _policy(WINDOWS)
 
 
 class Emulator:
@@ -149,6 +157,10 @@ class Emulator:
             return self._rate_limited(fault.reply()) if is_api else fault.reply()
         if fault and fault.kind == "delay":
             self.stop_event.wait(fault.seconds)
+        if is_api and (over := self.recorder.over_quota()) is not None:
+            name, left = over
+            return self._rate_limited(problem(429, f"rate limit exceeded for the {name} window",
+                                              headers={"Retry-After": str(left)}))
         if req.path == GRAPHQL_PATH:
             reply = self.graphql.handle(req)
         else:
@@ -175,7 +187,7 @@ class Emulator:
 
     def _rate_limited(self, reply: Reply) -> Reply:
         reply.headers.setdefault("RateLimit", self.recorder.ratelimit_header())
-        reply.headers.setdefault("RateLimit-Policy", RATELIMIT_POLICY)
+        reply.headers.setdefault("RateLimit-Policy", _policy(self.recorder.windows))
         return reply
 
     # ----- inspection ------------------------------------------------------------------------------
@@ -195,6 +207,12 @@ class Emulator:
                 "faults": self.faults.pending()}
 
     # ----- controls --------------------------------------------------------------------------------
+
+    def enforce_quotas(self, quotas: Optional[dict] = None):
+        """Enforce per-account quotas over every /v2 call, counted in fixed windows (default: the
+        spec's example policy, SPEC_QUOTAS); a call over a quota answers 429 with Retry-After = the
+        seconds left in that window. `quotas={}` stops enforcing."""
+        self.recorder.enforce(SPEC_QUOTAS if quotas is None else quotas)
 
     def inject(self, **fault) -> dict:
         """Add a fault (see `runpod_emulator.faults`); returns it as a dict. Raises ValueError/TypeError."""
@@ -229,6 +247,10 @@ class Emulator:
         `reason` is logged); returns the pod."""
         return self._by_pod_id(self.world.stop_out_of_band, pod_id, reason)
 
+    def give_up_services(self, pod_id: str, text: str = "vllm exited 5 times; not restarting it"):
+        """The pod's services gave up (the agent's restart limit): RUNNING, not serving, until a restart."""
+        self._by_pod_id(self.world.give_up_services, pod_id, text)
+
     def container_env(self, pod_id: str) -> dict:
         """The env the pod's container sees: its env plus what RunPod injects (RUNPOD_POD_ID, the
         pod-scoped RUNPOD_API_KEY, …). Run the real startup script with it to play the pod."""
@@ -240,6 +262,7 @@ class Emulator:
         self.faults.clear()
         self.recorder.clear()
         self.graphql.clear()
+        self.recorder.enforce({})
 
     @staticmethod
     def _by_pod_id(operation, pod_id, *args):
@@ -258,13 +281,34 @@ class Recorder:
         self._lock = threading.Lock()
         self._entries: list[dict] = []
         self._counts: dict[str, tuple[int, int]] = {}  # window name -> (window index, calls in it)
+        self.windows = WINDOWS
+        self.enforced = False
+
+    def enforce(self, quotas: dict):
+        with self._lock:
+            self.windows = tuple((name, secs, quotas.get(name, quota)) for name, secs, quota in WINDOWS)
+            self.enforced = bool(quotas)
+            if not quotas:
+                self.windows = WINDOWS
+
+    def over_quota(self) -> Optional[tuple[str, int]]:
+        """(window, seconds left in it) if the last call counted went over an enforced quota."""
+        if not self.enforced:
+            return None
+        now = time.time()
+        with self._lock:
+            for name, secs, quota in self.windows:
+                window, count = self._counts.get(name, (-1, 0))
+                if window == int(now // secs) and count > quota:
+                    return name, max(1, int(secs - now % secs) + 1)
+        return None
 
     def begin(self, req: Request) -> dict:
         entry = {"method": req.method, "path": req.path, "query": dict(req.query), "status": None,
                  "ts": time.time()}
         with self._lock:
             self._entries.append(entry)
-            for name, secs, _ in WINDOWS:
+            for name, secs, _ in self.windows:
                 window, count = self._counts.get(name, (-1, 0))
                 index = int(entry["ts"] // secs)
                 self._counts[name] = (index, count + 1 if index == window else 1)
@@ -286,7 +330,7 @@ class Recorder:
         now = time.time()
         parts = []
         with self._lock:
-            for name, secs, quota in WINDOWS:
+            for name, secs, quota in self.windows:
                 window, count = self._counts.get(name, (-1, 0))
                 used = count if window == int(now // secs) else 0
                 parts.append(f'"{name}";r={max(0, quota - used)};t={int(secs - now % secs)}')

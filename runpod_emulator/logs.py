@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from startup.agent import protocol
+
 PHASES = ("prepare", "install-vllm", "install-webui", "download-model", "start-vllm", "start-webui")
 READY_LINE = "runpod-deploy phase=ready"
 FAILED_LINE = "runpod-deploy phase=failed"
@@ -37,21 +39,26 @@ class LogLine:
     source: str  # "container" | "system"
     line: str
 
-    def event_id(self) -> str:
+    def event_id(self, ids: str = "unique") -> str:
+        """`unique`: `<ts>/<seq>`. `second`: the spec's literal reading ("event ids are the event `ts`
+        timestamp") at one-second resolution, so lines of the same second share an id."""
+        if ids == "second":
+            return datetime.fromtimestamp(self.ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"{rfc3339(self.ts)}/{self.seq:012d}"
 
     def as_api(self) -> dict:
         return {"ts": rfc3339(self.ts), "source": self.source, "line": self.line}
 
-    def sse(self) -> bytes:
-        return f"id: {self.event_id()}\ndata: {json.dumps(self.as_api())}\n\n".encode()
+    def sse(self, ids: str = "unique") -> bytes:
+        return f"id: {self.event_id(ids)}\ndata: {json.dumps(self.as_api())}\n\n".encode()
 
 
 def parse_event_id(text: str) -> tuple[float | None, int | None]:
-    """`<ts>/<seq>` -> (None, seq); a bare timestamp -> (ts, None). Raises ValueError."""
+    """`<ts>/<seq>` -> (None, seq); a bare timestamp -> (ts, None). Raises ValueError. A resume from
+    a one-second id sends every line after the start of that second again (the worst case)."""
     if "/" in text:
         return None, int(text.rsplit("/", 1)[1])
-    return parse_rfc3339(text), None
+    return parse_rfc3339(text) - 1e-6, None
 
 
 class PodLog:
@@ -65,15 +72,23 @@ class PodLog:
         self._tail_at: float | None = None  # when the ready/crash line is next due
 
     def begin_boot(self, image: str, at: float, container_at: float, ready_at: float, pull: bool,
-                   restart: bool = False, startup: dict | None = None):
+                   restart: bool = False, startup: dict | None = None, pull_every: float | None = None,
+                   boot_id: str | None = None):
         """Schedule a boot's lines. `container_at`: the container starts (end of PROVISIONING).
-        `restart`: the old container stops at `at` first. `startup`: World.startup's mode."""
+        `restart`: the old container stops at `at` first. `startup`: World.startup's mode.
+        `pull_every`: a system line about the image pull every so many seconds of PROVISIONING.
+        The container's first line is the agent's `runpod-deploy boot=<id>` (startup.agent.protocol)."""
         startup = startup or {}
         mode = startup.get("mode", "normal")
         script = [(at, "system", "Stopping container")] if restart else []
         if pull:
             script.append((at, "system", f"Pulling image {image}"))
+            k = 1
+            while pull_every and at + k * pull_every < container_at:
+                script.append((at + k * pull_every, "system", f"{image}: extracting layer {k} (pulling fs layer)"))
+                k += 1
         script.append((container_at, "system", "Starting container"))
+        script.append((container_at, "container", protocol.boot_line(boot_id or protocol.new_boot_id())))
         t = container_at
         for phase in PHASES:
             t += self.interval
@@ -98,6 +113,13 @@ class PodLog:
                 t += seconds
         self._scheduled = script
         self._tail_at = max(ready_at, t + self.interval)
+
+    def schedule(self, at: float, source: str, line: str):
+        """One more line of this boot, due at `at`; the boot's lines after it are never printed
+        (the container died then, e.g. the pod went to ERROR)."""
+        self._scheduled = [x for x in self._scheduled if x[0] < at] + [(at, source, line)]
+        if self._tail_at is not None and self._tail_at >= at:
+            self._tail_at = None
 
     def note(self, at: float, line: str):
         """A container line printed now (e.g. the idle stop's own line before it stops the pod)."""

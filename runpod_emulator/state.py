@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from startup.agent import protocol
+
 from . import catalog
 from .faults import NO_GPU_DETAIL
 from .logs import PodLog, rfc3339
@@ -91,6 +93,8 @@ class Boot:
     public_ip: str
     public_ports: dict = field(default_factory=dict)  # private -> public port, drawn once per boot
     never_ready: bool = False  # the startup failed or hangs: services never come up
+    shown_started: Optional[float] = None  # opaque reset: the old boot's start, shown instead
+    error_at: Optional[float] = None  # the pod goes to ERROR then (World.error_after)
 
     @property
     def running_at(self) -> float:
@@ -166,12 +170,29 @@ class World:
             # "seconds": s} (progress lines for s more seconds) | {"mode": "error", "text": t,
             # "phase": p} (error + phase=failed after p, then idles) | {"mode": "hang", "phase": p}.
             self.startup: dict = {"mode": "normal"}
+            # How GET (getPod, listPods) echoes a pod; the defaults are the spec's. `sparse_get`: field ->
+            # "omit" | "null" (live v2 has omitted fields the spec requires, e.g. `mounts`);
+            # `normalised_echo`: the image in its full form (`docker.io/library/x:latest`), ports reordered.
+            self.sparse_get: dict[str, str] = {}
+            self.normalised_echo = False
+            self.log_ids = "unique"  # getPodLogs event ids: "unique" (`ts/seq`) | "second" (the bare ts, 1 s)
+            self.pull_line_every: Optional[float] = None  # a system pull line every N s of PROVISIONING
+            # A reset (PATCH or restart) that RunPod's fields do not show: status stays RUNNING, startedAt
+            # and uptime keep the old boot's, runtime is null until the new container's runtime exists.
+            self.opaque_reset = False
+            # ERROR: {"after": s, "reason": text}: each boot goes to ERROR s seconds after RUNNING,
+            # logging `reason` as a system line (e.g. "OCI runtime create failed" for a CUDA mismatch).
+            self.error_after: Optional[dict] = None
+            # Starts (podAction start, console starts) come up with zero GPUs: the host's GPU was rented.
+            self.zero_gpu_start = False
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
     def _new_boot(self, pod: Pod, now: float, provision: float, lag: float = 0.0,
-                  old: Optional[Boot] = None, old_env: Optional[dict] = None):
-        """Begin a boot `lag` seconds from now; `old` keeps running until then (a PATCH's reset)."""
+                  old: Optional[Boot] = None, old_env: Optional[dict] = None, reset: bool = False):
+        """Begin a boot `lag` seconds from now; `old` keeps running until then (a PATCH's reset).
+        `reset`: a PATCH or restart of a started container (what `opaque_reset` hides)."""
+        shown = (old.shown_started or old.running_at) if old is not None else pod.last_started_at
         pod.last_started_at = self._started_at(pod, now)
         at = now + lag
         startup = dict(self.startup)
@@ -179,9 +200,15 @@ class World:
         pod.boot = Boot(at, provision, self.delays["start"], self.delays["runtime"], self.delays["ready"] + extra,
                         f"213.173.{random.randint(96, 111)}.{random.randint(1, 254)}",
                         never_ready=startup.get("mode") in ("error", "hang"))
+        if self.opaque_reset and reset and shown is not None:
+            pod.boot.shown_started = shown
+        if self.error_after:
+            pod.boot.error_at = pod.boot.running_at + float(self.error_after.get("after", 0))
         pod.old_boot, pod.old_env = old, old_env
         pod.log.begin_boot(pod.image, at, at + provision, pod.boot.ready_at, pull=provision > 0,
-                           restart=old is not None, startup=startup)
+                           restart=old is not None, startup=startup, pull_every=self.pull_line_every)
+        if pod.boot.error_at is not None:
+            pod.log.schedule(pod.boot.error_at, "system", self.error_after.get("reason", "container error"))
 
     def _end_boot(self, pod: Pod, now: float, reason: str = "Stopping container"):
         if pod.boot is None:
@@ -204,6 +231,10 @@ class World:
         boot = cls._live_boot(pod, now)
         if boot is None:
             return "EXITED"
+        if boot.error_at is not None and now >= boot.error_at:
+            return "ERROR"
+        if boot.shown_started is not None:
+            return "RUNNING"  # an opaque reset: RunPod's status never shows it
         if now < boot.at + boot.provision:
             return "PROVISIONING"
         if now < boot.running_at:
@@ -213,6 +244,8 @@ class World:
     @classmethod
     def _started_at(cls, pod: Pod, now: float) -> Optional[float]:
         boot = cls._live_boot(pod, now)
+        if boot is not None and boot.shown_started is not None:
+            return boot.shown_started
         if boot is not None and now >= boot.running_at:
             return boot.running_at
         return pod.last_started_at
@@ -223,7 +256,7 @@ class World:
     def _services_up(self, pod: Pod, now: float) -> bool:
         boot = self._live_boot(pod, now)
         return (boot is not None and not boot.never_ready and now >= boot.ready_at
-                and self._service_ready_flag(pod))
+                and (boot.error_at is None or now < boot.error_at) and self._service_ready_flag(pod))
 
     def _advance_log(self, pod: Pod, now: float):
         pod.log.advance(now, self._service_ready_flag(pod))
@@ -287,7 +320,7 @@ class World:
             ports.append({"ip": ip, "private": private, "public": public, "type": kind})
         gpus = pod.gpu["count"]
         return {
-            "uptime": int(now - boot.running_at),
+            "uptime": int(now - (boot.shown_started or boot.running_at)),
             "gpus": [{"util": 0, "memoryUtil": 88 if up else 0} for _ in range(gpus)],
             "cpu": {"util": 3 if up else 40},
             "memory": {"util": 35 if up else 10},
@@ -304,7 +337,21 @@ class World:
 
     def get_pod(self, pod_id: str) -> dict:
         with self.lock:
-            return self._render(self._pod(pod_id), self.clock())
+            return self._echo(self._render(self._pod(pod_id), self.clock()))
+
+    def _echo(self, body: dict) -> dict:
+        """A GET's view of a rendered pod: `sparse_get` and `normalised_echo` applied."""
+        for name, how in self.sparse_get.items():
+            if how == "omit":
+                body.pop(name, None)
+            else:
+                body[name] = None
+        if self.normalised_echo:
+            if isinstance(body.get("image"), str):
+                body["image"] = _full_image_ref(body["image"])
+            if isinstance(body.get("ports"), list):
+                body["ports"] = sorted(body["ports"], reverse=True)
+        return body
 
     def list_pods(self, after_seq: int = 0, limit: Optional[int] = None) -> tuple[list[dict], Optional[int]]:
         """Visible pods created after `after_seq`, oldest first; plus the cursor seq when more remain."""
@@ -313,7 +360,7 @@ class World:
             visible = [p for p in self.pods.values() if p.listed_at <= now and p.seq > after_seq]
             page = visible if limit is None else visible[:limit]
             more = limit is not None and len(visible) > limit
-            return [self._render(p, now) for p in page], (page[-1].seq if more else None)
+            return [self._echo(self._render(p, now)) for p in page], (page[-1].seq if more else None)
 
     def all_pods(self) -> list[dict]:
         """Every live pod, including ones a listing-lag fault hides (for assertions)."""
@@ -456,10 +503,10 @@ class World:
                 if status_before == "RUNNING" and self.reset_lag > 0 and self.patch_lag_status == "RUNNING":
                     # The old container runs on (and answers) until the reset takes effect.
                     self._new_boot(pod, now, 0.0, lag=self.reset_lag, old=self._live_boot(pod, now),
-                                   old_env=env_before)
+                                   old_env=env_before, reset=True)
                 else:
                     self._end_boot(pod, now)
-                    self._new_boot(pod, now, 0.0, lag=self.reset_lag)
+                    self._new_boot(pod, now, 0.0, lag=self.reset_lag, reset=True)
             return self._render(pod, now)
 
     def pod_action(self, pod_id: str, action: str, start_fault: Callable[[], object] = lambda: None) -> Optional[dict]:
@@ -482,11 +529,20 @@ class World:
                 fault = start_fault()
                 if fault is not None:
                     raise ApiError(fault.status, fault.detail or NO_GPU_DETAIL)
+                self._zero_gpus_if_rented(pod)
                 self._new_boot(pod, now, provision=0.0, lag=self.reset_lag)
             elif action == "restart":
                 self._end_boot(pod, now)
-                self._new_boot(pod, now, provision=0.0)
+                self._new_boot(pod, now, provision=0.0, reset=True)
             return self._render(pod, now)
+
+    def _zero_gpus_if_rented(self, pod: Pod):
+        """`zero_gpu_start`: the stopped pod's host GPU was rented meanwhile, and the start answers
+        200 but comes up with `gpu.count: 0` (runpod/docs pods/troubleshooting/zero-gpus.mdx): vLLM
+        finds no GPU and crash-loops (the supervisor's restart lines go on: progress, never ready)."""
+        if self.zero_gpu_start:
+            pod.gpu = {**pod.gpu, "count": 0}
+            pod.service_ready = False
 
     def delete_pod(self, pod_id: str):
         with self.lock:
@@ -534,8 +590,22 @@ class World:
             pod, now = self._pod(pod_id), self.clock()
             if self._status(pod, now) not in ("EXITED", "ERROR"):
                 raise ApiError(409, f"cannot start a pod in status {self._status(pod, now)}")
+            self._zero_gpus_if_rented(pod)
             self._new_boot(pod, now, provision=0.0)
             return self._render(pod, now)
+
+    def give_up_services(self, pod_id: str, text: str = "vllm exited 5 times; not restarting it"):
+        """The pod agent's supervisor gave up on its services after its restart limit: the pod stays
+        RUNNING (kept up for inspection) and the proxy answers 502, until the container restarts.
+        Logged as the agent does: `runpod-deploy error=…`, then `runpod-deploy phase=failed`."""
+        with self.lock:
+            pod, now = self._pod(pod_id), self.clock()
+            if pod.boot is None:
+                raise ApiError(409, "the pod is not running")
+            self._advance_log(pod, now)
+            pod.boot.never_ready = True
+            pod.log.note(now, protocol.error_line(text))
+            pod.log.note(now, protocol.phase_line(protocol.FAILED))
 
     # ----- services behind the proxy, and logs --------------------------------------------------
 
@@ -628,6 +698,18 @@ class World:
             if volume is None:
                 raise not_found("network volume not found")
             return dict(volume)
+
+
+def _full_image_ref(ref: str) -> str:
+    """`runpod/x:1` -> `docker.io/runpod/x:1`, `ubuntu` -> `docker.io/library/ubuntu:latest`."""
+    first = ref.split("/", 1)[0]
+    if "/" in ref and ("." in first or ":" in first):
+        return ref  # already names a registry
+    if "/" not in ref:
+        ref = "library/" + ref
+    if "@" not in ref and ":" not in ref.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return "docker.io/" + ref
 
 
 def _copy_mounts(mounts: dict) -> dict:

@@ -6,11 +6,15 @@ Transport, retries and RunPod's quirks live here, each in one place; callers get
 Retry policy, by method:
 - GET, PATCH, DELETE are idempotent (our PATCH bodies carry the full desired value of each field),
   so urllib3's `Retry` resends them on connection errors, read timeouts, 429 (honouring
-  Retry-After, each wait capped at MAX_RETRY_AFTER_S) and 500/502/503/504, with exponential
-  backoff, `retry_total` times at most.
+  Retry-After up to MAX_RETRY_AFTER_S) and 500/502/503/504, with exponential backoff,
+  `retry_total` times at most.
+- A 429 asking for longer (a minute window the account's other calls filled, an hour or day window:
+  RunPod's windows are per account and count every call) is waited out for up to `patience_s` in
+  all, whatever the method (a 429 is refused before any effect), saying so through `say`; then it
+  is raised. Log streams never wait.
 - POST (create, actions) is never resent by urllib3 (a failed connect, where nothing was sent, is
   the exception). `_post` resends only after a 429, which the server refuses before doing
-  anything, and hands a Retry-After above MAX_RETRY_AFTER_S back to the caller. A 5xx or timeout
+  anything; a longer Retry-After is `_request`'s patient wait. A 5xx or timeout
   on a create is resolved by adoption (see `create_pod`); on an action it is raised, and the
   caller re-reads the pod.
 
@@ -28,7 +32,7 @@ import re
 import threading
 import time
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,7 +67,10 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.runpod.io/v2"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-MAX_RETRY_AFTER_S = 120  # a longer wait (hour/day windows) goes back to the caller as the 429
+# urllib3 resends silently after a 429 asking for at most this long; a longer wait (a minute window
+# filled by the account's other calls, hour/day windows) is waited out by `_request`, saying so.
+MAX_RETRY_AFTER_S = 10
+DEFAULT_PATIENCE_S = 120.0  # a library client's total wait for rate limits; the provider sets its own
 BACKOFF_MAX_S = 30.0
 ADOPT_POLL = Backoff(first_s=0.5)  # create adoption re-reads the pod list this often
 MAX_LIST_PAGES = 1000  # guards against a server that never stops paginating
@@ -165,6 +172,9 @@ class RunPodClient:
         backoff_factor: float = 0.5,
         adopt_wait_s: float = 5.0,
         max_retry_after_s: float | None = None,
+        patience_s: float = DEFAULT_PATIENCE_S,
+        say: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         api_key = check_api_key(api_key or "", "the api_key argument")
         if not api_key:
@@ -178,6 +188,10 @@ class RunPodClient:
         # RUNPOD_DEPLOY_MAX_RETRY_AFTER_S shortens the cap for tests of long rate-limit windows.
         self.max_retry_after_s = float(max_retry_after_s if max_retry_after_s is not None
                                        else os.environ.get("RUNPOD_DEPLOY_MAX_RETRY_AFTER_S", MAX_RETRY_AFTER_S))
+
+        self.patience_s = patience_s
+        self._say = say or (lambda line: log.warning("%s", line))
+        self._sleep = sleep
 
         self._session = requests.Session()
         self._session.auth = _BearerAuth(api_key)
@@ -275,6 +289,10 @@ class RunPodClient:
         """Start an EXITED/ERROR pod (same host). ConflictError (409) if not allowed now."""
         return self._action(pod_id, "start")
 
+    def restart_pod(self, pod_id: str) -> Pod:
+        """Restart a RUNNING pod's container (same host, GPU kept). ConflictError (409) if not allowed now."""
+        return self._action(pod_id, "restart")
+
     def stop_pod(self, pod_id: str) -> Pod:
         """Stop a pod: releases the GPU, keeps the disk. ConflictError (409) if not allowed now."""
         return self._action(pod_id, "stop")
@@ -303,6 +321,7 @@ class RunPodClient:
             headers=headers,
             stream=True,
             timeout=(self.timeout, deadline_s + 1.0),
+            patient=False,  # a best-effort read within its own deadline
         )
         timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shutdown_stream, [resp.raw])
         timer.daemon = True
@@ -404,8 +423,36 @@ class RunPodClient:
         headers: dict[str, str] | None = None,
         stream: bool = False,
         timeout: float | tuple[float, float] | None = None,
+        patient: bool = True,
     ) -> requests.Response:
-        """Send one request (plus urllib3's retries); any HTTP error becomes a RunPodError."""
+        """Send one request (plus urllib3's retries); any HTTP error becomes a RunPodError. With
+        `patient`, a rate limit is waited out for up to `patience_s` in all (see the module doc)."""
+        give_up_at = time.monotonic() + self.patience_s
+        while True:
+            try:
+                return self._send(method, path, body=body, params=params, headers=headers, stream=stream,
+                                  timeout=timeout)
+            except RateLimitedError as exc:
+                wait = exc.retry_after if exc.retry_after is not None else 60.0
+                # A short wait urllib3 already resent `retry_total` times is a server that keeps refusing.
+                if not patient or wait <= self.max_retry_after_s or time.monotonic() + wait > give_up_at:
+                    raise
+                until = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
+                self._say(f"RunPod's rate limit (per account, every call counts) asks to wait {wait:.0f}s: "
+                          f"{method} {self._path_prefix + path} again at {until}")
+                self._sleep(wait)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+        stream: bool,
+        timeout: float | tuple[float, float] | None,
+    ) -> requests.Response:
         where = self._path_prefix + path
         try:
             resp = self._session.request(

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pulumi
 from pulumi import dynamic
 from pydantic import ValidationError
 
+from startup.agent import protocol
+
 from . import api_errors, server_hooks
 from .client import ApiKeyError, RunPodClient, find_api_key
 from .provider_errors import (CleanupFailed, CreateInterrupted, CreateOutcomeUnknown, DeleteRateLimited, DeleteTimeout,
                               Interrupted, MalformedApiKey, MissingApiKey, NoCapacityAnywhere, PodNotReady,
-                              PodVanished, RunPodFailed, StartRefused)
+                              PodVanished, RunPodFailed, StartRefused, WokeWithoutGpu)
 from .naming import is_pod_name_of, new_pod_name
 from .polling import Backoff, poll_until
-from .readiness import BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, boot_is_new, public_url
-from .spec import INPUT_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, describe_errors
+from .readiness import (BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, ZeroGpus, boot_is_new, probe_ok,
+                        public_url)
+from .spec import INPUT_KEYS, LOCAL_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, Probe, describe_errors
 from .wire import Pod as ApiPod  # the API's view of a pod; `Pod` below is the Pulumi resource
 from .wire import PodStatus
 
@@ -45,9 +47,11 @@ DELETE_POLL = Backoff(first_s=0.5, factor=2.0, cap_s=10.0)
 NEW_KEY_DESTROY = "pulumi destroy --run-program --refresh=false"
 # After a start answered with an error (outcome unknown): how often to look for the new boot.
 START_POLL = Backoff(first_s=1.0, factor=1.5, cap_s=10.0)
-# How long a DELETE keeps honouring RunPod's Retry-After (an hour window can ask ~30 min): a pod
-# that cannot be deleted bills. RUNPOD_DEPLOY_DELETE_PATIENCE_S shortens it for tests.
-DELETE_PATIENCE_S = 2700.0
+# How long any call keeps honouring RunPod's Retry-After (an hour window can ask ~30 min). RunPod's
+# windows are per account over every call, so the reads of a refresh-first `destroy` meet them as
+# often as its DELETEs: one patience for all (a pod that cannot be deleted bills).
+# RUNPOD_DEPLOY_RATE_PATIENCE_S (or the older RUNPOD_DEPLOY_DELETE_PATIENCE_S) shortens it for tests.
+RATE_LIMIT_PATIENCE_S = 2700.0
 RUNNING_STATUSES = (PodStatus.PROVISIONING, PodStatus.STARTING, PodStatus.RUNNING)
 
 
@@ -67,7 +71,8 @@ class PodProvider(dynamic.ResourceProvider):
         if not key:
             raise MissingApiKey()
         adopt_wait = float(os.environ.get("RUNPOD_DEPLOY_ADOPT_WAIT_S", CREATE_ADOPT_WAIT_S))
-        return RunPodClient(key, adopt_wait_s=adopt_wait)
+        return RunPodClient(key, adopt_wait_s=adopt_wait, patience_s=_rate_limit_patience(),
+                            say=lambda line: print(f"[runpod] {line}", flush=True), sleep=_interruptible_sleep)
 
     # --- check: validate, and give the pod its unique name once --------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
@@ -92,8 +97,13 @@ class PodProvider(dynamic.ResourceProvider):
 
     # --- diff: compares old OUTPUTS (which echo every input) with new inputs -------------------
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        changed = [k for k in INPUT_KEYS if _norm(olds.get(k)) != _norm(news.get(k))]
+        changed = [k for k in INPUT_KEYS
+                   if _norm(olds.get(k)) != _norm(news.get(k)) and not _new_default(k, olds, news)]
         replaces = [k for k in changed if k in REPLACE_KEYS]
+        if olds.get("status") == PodStatus.ERROR and news.get("running", True) is not False:
+            # A pod in ERROR (e.g. "OCI runtime create failed": the image's CUDA does not fit the host)
+            # would fail the same way on every start: a new pod, through the GPU walk, instead.
+            changed, replaces = changed + ["status"], replaces + ["status"]
         # delete_before_replace: a GPU pod bills by the hour, and with the old pod gone first any pod
         # carrying this resource's name prefix at create time can only be an orphan (see create).
         return dynamic.DiffResult(changes=bool(changed), replaces=replaces,
@@ -104,9 +114,10 @@ class PodProvider(dynamic.ResourceProvider):
         spec = PodSpec.model_validate(_inputs(props))
         client = self._client()
         try:
+            unknown: list = []
             try:
                 self._sweep_orphans(client, spec)
-                pod = self._place(client, spec)
+                pod = self._place(client, spec, unknown)
             except api_errors.RunPodError as e:
                 raise RunPodFailed(e, f"creating pod {spec.name}", "no pod was created", "pulumi up") from None
             try:
@@ -117,24 +128,29 @@ class PodProvider(dynamic.ResourceProvider):
             except BaseException as e:  # noqa: BLE001 - re-raised (as what to tell the user) below
                 # A failed create leaves nothing billing: the pod is deleted before the error surfaces.
                 raise _failed_create(client, spec, pod, e) from None
+            if unknown:
+                self._sweep_orphans(client, spec, keep=pod.id)  # a create in doubt that appeared since
             return dynamic.CreateResult(pod.id, _outs(spec, pod))
         finally:
             client.close()
 
-    def _sweep_orphans(self, client: RunPodClient, spec: PodSpec) -> None:
+    def _sweep_orphans(self, client: RunPodClient, spec: PodSpec, keep: str | None = None) -> None:
         """A create killed mid-way (SIGKILL, lost laptop) leaves a pod that no state records. With
         delete-before-replace, any pod named like this resource's pods is such an orphan: delete it
-        so it stops billing, instead of leaving a duplicate."""
+        so it stops billing, instead of leaving a duplicate. `keep`: the pod this create placed after
+        a create in doubt (5xx); then any other pod of this resource's names is that lost create's."""
         for pod in client.list_pods():
-            if is_pod_name_of(spec.name_prefix, pod.name) and pod.name != spec.name:
+            mine = pod.id == keep if keep else pod.name == spec.name
+            if is_pod_name_of(spec.name_prefix, pod.name) and not mine:
                 _say(spec, f"deleting orphan pod {pod.id} ({pod.name}) left by an interrupted create")
                 _delete_and_wait(client, pod.id, say=lambda line: _say(spec, line))
 
-    def _place(self, client: RunPodClient, spec: PodSpec) -> ApiPod:
+    def _place(self, client: RunPodClient, spec: PodSpec, unknown: list | None = None) -> ApiPod:
         """Walk the GPU preference list: v2 places one GPU type per create and never falls back.
         createPod's table: a 400 (a rule, or no capacity, in varying words) or a 403 (no access to
         that pool) means try the next candidate; 422, 401, 402 stop at once. Catalog stock is only
         a hint, shown in the error: it lags, and one refused create costs less than a missed GPU."""
+        unknown = [] if unknown is None else unknown  # creates whose outcome stayed unknown (5xx, no answer)
         stock = _catalog_stock(client, spec)
         over_ceiling = _over_price_ceiling(client, spec)
         failures: list[str] = []
@@ -145,23 +161,38 @@ class PodProvider(dynamic.ResourceProvider):
                 failures.append(over_ceiling[gpu])
                 continue
             hint = f" (catalog stock: {stock[gpu]})" if stock and gpu in stock else ""
-            try:
-                pod = client.create_pod(spec.create_request(gpu))
-            except (api_errors.CapacityError, api_errors.BadRequestError, api_errors.ForbiddenError) as e:
-                failures.append(f"{gpu}: {e.status} {e.detail or e.title or 'no detail'}{hint}")
-                continue
-            except (api_errors.ServerError, api_errors.TransportError) as e:
-                # The client found no pod to adopt, but the create may have taken effect: say so.
-                raise CreateOutcomeUnknown(spec.name, e, client.adopt_wait_s) from None
-            _say(spec, f"created pod {pod.id} on {gpu}")
-            return pod
+            for attempt in (1, 2):
+                try:
+                    pod = client.create_pod(spec.create_request(gpu))
+                except (api_errors.CapacityError, api_errors.BadRequestError, api_errors.ForbiddenError) as e:
+                    failures.append(f"{gpu}: {e.status} {e.detail or e.title or 'no detail'}{hint}")
+                    break
+                except (api_errors.ServerError, api_errors.TransportError) as e:
+                    # The client found no pod to adopt: RunPod's guidance for createPod is to try the same
+                    # request again, once; then the walk moves on. The create may still have taken effect.
+                    unknown.append(e)
+                    answered = e.status or "no answer"
+                    if attempt == 1:
+                        _say(spec, f"the create on {gpu} failed ({answered}) and no pod named {spec.name} appeared "
+                                   f"within {client.adopt_wait_s:.0f}s: trying {gpu} once more")
+                        continue
+                    failures.append(f"{gpu}: {answered} twice, and no pod appeared")
+                    break
+                _say(spec, f"created pod {pod.id} on {gpu}")
+                return pod
+        if unknown:
+            # Nothing placed, but a create in doubt may still appear: the next create sweeps it.
+            raise CreateOutcomeUnknown(spec.name, unknown[-1], client.adopt_wait_s)
         raise NoCapacityAnywhere(failures, spec.data_center_ids)
 
     def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: ApiPod,
-                          after: BootMark | None = None) -> ApiPod:
+                          after: BootMark | None = None, gpus: int = 0) -> ApiPod:
         """Until the pod serves. `after`: a start or container PATCH was sent (update): wait for a
-        new boot first, and on failure the pod is kept (it is in state), not deleted."""
+        new boot first, and on failure the pod is kept (it is in state), not deleted. `gpus`: the
+        boot must show that many GPUs (a start on a host whose GPU was rented comes up with zero),
+        else ZeroGpus."""
         waiter = ReadinessWaiter(
+            gpus=gpus,
             get_pod=lambda: client.get_pod(pod.id),
             read_logs=lambda last: client.pod_log_events(pod.id, tail=50, after=last, deadline_s=0.5),
             probes=spec.readiness,
@@ -173,6 +204,8 @@ class PodProvider(dynamic.ResourceProvider):
         )
         try:
             ready = waiter.wait()
+        except ZeroGpus:
+            raise
         except NotReady as e:
             raise PodNotReady(pod.id, e.reason, _last_logs(client, pod.id), kept=after is not None) from None
         except api_errors.NotFoundError:
@@ -187,22 +220,45 @@ class PodProvider(dynamic.ResourceProvider):
                         sleep=_interruptible_sleep).wait()
         return client.stop_pod(pod.id)
 
+    def _replace_on_wake(self, client: RunPodClient, spec: PodSpec, old: ApiPod, why: str) -> dynamic.UpdateResult:
+        """The stopped pod cannot get a GPU on its host (a stopped pod keeps its host: runpod-python#168,
+        runpod/docs pods/troubleshooting/zero-gpus.mdx). The network volume holds everything, so a new pod
+        through the usual GPU walk serves the same; the old one is deleted only once the new one serves.
+        The resource keeps its Pulumi id; `pod_id` (and the URLs) name the new pod, and every later call
+        uses `pod_id` (`_pod_id`)."""
+        new_spec = spec.model_copy(update={"name": new_pod_name(spec.name_prefix)})
+        _say(spec, f"pod {old.id} cannot wake on its host ({why}): replacing it with a new pod on any free GPU "
+                   "(same volume); the old pod is deleted once the new one serves")
+        try:
+            pod = self._place(client, new_spec)
+        except api_errors.RunPodError as e:
+            raise RunPodFailed(e, f"creating a pod to replace {old.id}", f"pod {old.id} is still in the stack's "
+                               "state, stopped", "pulumi up") from None
+        try:
+            pod = self._wait_until_ready(client, new_spec, pod)
+        except BaseException as e:  # noqa: BLE001 - re-raised (as what to tell the user) below
+            raise _failed_create(client, new_spec, pod, e) from None
+        _delete_and_wait(client, old.id, say=lambda line: _say(new_spec, line), in_state=True)
+        return dynamic.UpdateResult(_outs(new_spec, pod))
+
     # --- read (refresh) -------------------------------------------------------------------------
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
         client = self._client()
+        pod_id = _pod_id(id_, props)
         try:
-            pod = client.get_pod(id_)
+            pod = client.get_pod(pod_id)
+            not_serving = _not_serving(client, pod, props)
         except api_errors.NotFoundError:
             return dynamic.ReadResult("", {})  # a blank id drops the resource from state
         except api_errors.RunPodError as e:
             # Every `up`, `refresh` and `destroy` reads first (Pulumi.yaml: refresh always), and that read
             # uses the provider as the state recorded it, i.e. the key the pod was created with: a new
             # key reaches the provider only when the program runs, without the refresh.
-            pods = f"pod {id_} is still in the stack's state, unchanged"
+            pods = f"pod {pod_id} is still in the stack's state, unchanged"
             if isinstance(e, api_errors.AuthError):
                 pods += " (after a new key, `pulumi up` also needs `--refresh=false` once)"
             again = NEW_KEY_DESTROY if isinstance(e, api_errors.AuthError) else None
-            raise RunPodFailed(e, f"reading pod {id_}", pods, again) from None
+            raise RunPodFailed(e, f"reading pod {pod_id}", pods, again) from None
         finally:
             client.close()
         if pod.gone:
@@ -211,11 +267,19 @@ class PodProvider(dynamic.ResourceProvider):
         # What the pod does now wins: a pod that stopped itself (idle stop, a crash) or was stopped
         # in the console reads back as running: false, one started in the console as running: true;
         # `status` (an output) keeps the exact observed status.
-        inputs.update(
-            running=pod.status in RUNNING_STATUSES,
-            image=pod.image or inputs.get("image"),
-            ports=list(pod.ports) if pod.ports is not None else inputs.get("ports"),
-        )
+        # Absent or null means unknown, never empty (wire.Pod); an echo the server normalised (image
+        # `docker.io/library/x:latest`, ports in another order) is the same value, not drift: either
+        # would PATCH, i.e. reset the pod, on every refresh-first `up`.
+        image, ports = inputs.get("image"), inputs.get("ports")
+        if pod.image and not same_image(pod.image, image):
+            image = pod.image
+        if pod.ports is not None and set(pod.ports) != set(ports or []):
+            ports = list(pod.ports)
+        # A RUNNING pod whose services gave up (the agent stops restarting them after its limit)
+        # reads as not running, so `up` heals it (update restarts it).
+        if not_serving:
+            _say_id(pod.id, f"pod {pod.id} is RUNNING but not serving ({not_serving}): `pulumi up` restarts it")
+        inputs.update(running=pod.status in RUNNING_STATUSES and not not_serving, image=image, ports=ports)
         if pod.env is not None:
             # Only the keys the program owns: RunPod injects others (startSsh's PUBLIC_KEY, RUNPOD_*)
             # and they are not drift. An owned key changed or gone on the pod is.
@@ -232,6 +296,7 @@ class PodProvider(dynamic.ResourceProvider):
         try:
             # Decide from what the pod does now, never from an answer to our own action: after a
             # start or a PATCH, v2 still shows the state from before for a while.
+            id_ = _pod_id(id_, olds)  # the pod now (a wake onto a full host replaces it)
             before = client.get_pod(id_)
             pod, mark = before, None
             changed = [k for k in PATCH_KEYS if _norm(olds.get(k)) != _norm(news.get(k))]
@@ -243,14 +308,31 @@ class PodProvider(dynamic.ResourceProvider):
                 pod = client.update_pod(id_, spec.update_request(changed, foreign_env=foreign))
                 _say(spec, f"updated pod {id_} in place ({', '.join(changed)})")
             stopped = before.status in (PodStatus.EXITED, PodStatus.ERROR)
+            woken = False
             if spec.running and stopped:
                 mark = mark or _boot_mark(client, before)
-                pod = _start(client, spec, id_, mark)
+                try:
+                    pod = _start(client, spec, id_, mark)
+                except StartRefused as e:
+                    if spec.wake_without_gpu == "fail":
+                        raise
+                    return self._replace_on_wake(client, spec, before, f"RunPod refused the start: {e.cause}")
+                woken = True
             elif not spec.running and not stopped:
                 pod = client.stop_pod(id_)
                 _say(spec, f"stopped pod {id_} (GPU released, volume kept)")
+            elif spec.running and olds.get("running") is False and before.status == PodStatus.RUNNING and not changed:
+                # read() found it RUNNING but not serving: restart the container.
+                mark = _boot_mark(client, before)
+                pod = client.restart_pod(id_)
+                _say(spec, f"restarted pod {id_}: it was RUNNING but not serving")
             if spec.running:
-                pod = self._wait_until_ready(client, spec, pod, after=mark)
+                try:
+                    pod = self._wait_until_ready(client, spec, pod, after=mark, gpus=spec.gpu_count if woken else 0)
+                except ZeroGpus as e:
+                    if spec.wake_without_gpu == "fail":
+                        raise WokeWithoutGpu(id_, e.count) from None
+                    return self._replace_on_wake(client, spec, e.pod, f"it came up with {e.count} GPUs")
             return dynamic.UpdateResult(_outs(spec, pod))
         except Interrupted:
             raise Interrupted(f"interrupted (Ctrl-C) while waiting for pod {id_} to serve after the update; the pod "
@@ -262,8 +344,9 @@ class PodProvider(dynamic.ResourceProvider):
             client.close()
 
     # --- delete ---------------------------------------------------------------------------------
-    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
         client = self._client()
+        id_ = _pod_id(id_, props)
         try:
             _delete_and_wait(client, id_, in_state=True)
         except api_errors.RunPodError as e:
@@ -326,6 +409,23 @@ def _norm(v: Any) -> Any:
     return None if v in (None, [], {}) else v
 
 
+def same_image(a: str | None, b: str | None) -> bool:
+    """Whether two image references name the same image once Docker's defaults are spelled out
+    (`docker.io/`, `library/`, `:latest`): a registry may echo either form."""
+    return a is not None and b is not None and _full_image(a) == _full_image(b)
+
+
+def _full_image(ref: str) -> str:
+    ref = ref.strip()
+    for registry in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        ref = ref.removeprefix(registry)
+    ref = ref.removeprefix("library/")
+    name = ref.split("@", 1)[0]
+    if "@" not in ref and ":" not in name.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
 def _has_unknowns(v: Any) -> bool:
     """During preview, values not computed yet (e.g. a generated key) arrive as the string
     rpc.UNKNOWN at the top level, or as `pulumi.output.Unknown` objects inside maps."""
@@ -380,23 +480,15 @@ def _over_price_ceiling(client: RunPodClient, spec: PodSpec) -> dict[str, str]:
 def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELETE_WAIT_S, *,
                      say=print, in_state: bool = False) -> None:
     """Idempotent: a pod already gone (404 or TERMINATED) counts as deleted. A rate limit is waited
-    out for up to DELETE_PATIENCE_S (reads and creates give up sooner; a pod that is not deleted
-    bills), saying what it waits for; past that, DeleteRateLimited names the pod and the command."""
-    patience = float(os.environ.get("RUNPOD_DEPLOY_DELETE_PATIENCE_S", DELETE_PATIENCE_S))
-    give_up_at = time.monotonic() + patience
+    out by the client (RATE_LIMIT_PATIENCE_S, saying so); past that, DeleteRateLimited names the
+    pod, that it bills, and the command."""
 
     def patiently(call):
-        while True:
-            try:
-                return call()
-            except api_errors.RateLimitedError as e:
-                wait = e.retry_after if e.retry_after is not None else 60.0
-                if time.monotonic() + wait > give_up_at:
-                    raise DeleteRateLimited(pod_id, wait, patience, client.base_url, in_state) from None
-                until = (datetime.now(timezone.utc) + timedelta(seconds=wait)).strftime("%H:%M:%S UTC")
-                say(f"RunPod's rate limit asks to wait {wait:.0f}s: deleting pod {pod_id} at {until} "
-                    "(it bills until then)")
-                time.sleep(wait)
+        try:
+            return call()
+        except api_errors.RateLimitedError as e:
+            wait = e.retry_after if e.retry_after is not None else 60.0
+            raise DeleteRateLimited(pod_id, wait, client.patience_s, client.base_url, in_state) from None
 
     if not patiently(lambda: client.delete_pod(pod_id)):  # already gone (404)
         return
@@ -419,6 +511,11 @@ def _start(client: RunPodClient, spec: PodSpec, pod_id: str, mark: BootMark) -> 
     try:
         pod = client.start_pod(pod_id)
     except api_errors.RunPodError as e:
+        if isinstance(e, (api_errors.InsufficientFundsError, api_errors.AuthError,
+                          api_errors.UnprocessableRequestError)):
+            # The account or the request itself: no boot will follow, so no wait for one (402: add credit).
+            raise RunPodFailed(e, f"starting pod {pod_id}", f"pod {pod_id} is still in the stack's state, stopped "
+                               "(no GPU billed)", "pulumi up") from None
         refused = isinstance(e, (api_errors.BadRequestError, api_errors.CapacityError, api_errors.ConflictError))
 
         def booted() -> ApiPod | None:
@@ -458,6 +555,56 @@ def _failed_create(client: RunPodClient, spec: PodSpec, pod: ApiPod, cause: Base
     return cause
 
 
+def _new_default(key: str, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+    """A provider-side input that a stack made before it existed lacks, now at its default: no change
+    (else the first `up` after an upgrade shows every pod as an update)."""
+    return (key in LOCAL_KEYS and key not in olds and key in PodSpec.model_fields
+            and news.get(key) == PodSpec.model_fields[key].default)
+
+
+def _pod_id(id_: str, props: dict[str, Any]) -> str:
+    """The pod the resource stands for: its `pod_id` output, which a wake onto a full host moves to the
+    replacement (the resource's Pulumi id stays the first pod's); the id itself otherwise."""
+    pod_id = props.get("pod_id") if props else None
+    return pod_id if isinstance(pod_id, str) and pod_id else id_
+
+
+def _not_serving(client: RunPodClient, pod: ApiPod, props: dict[str, Any]) -> str | None:
+    """Why a pod the state says is running, and RunPod shows RUNNING with a container, does not
+    serve; None if it serves or may still be starting. A probe that fails twice is not yet proof: the
+    pod's log must say its startup stopped (its last phase is `failed`) or that it had served
+    (`ready`) and stopped since."""
+    probes = [Probe.model_validate(p) for p in props.get("readiness") or []]
+    if not probes or props.get("running") is False or not pod.container_up:
+        return None
+    failing = [p for p in probes if not _probe_ok_twice(pod.id, p)]
+    if not failing:
+        return None
+    try:
+        lines = client.pod_logs(pod.id, tail=200, deadline_s=1.0)
+    except api_errors.RunPodError:
+        return None
+    phases = [e.value for e in map(protocol.parse, lines) if e is not None and e.kind == "phase"]
+    if not phases or phases[-1] not in (protocol.FAILED, protocol.READY):
+        return None  # still starting
+    errors = [e.value for e in map(protocol.parse, lines) if e is not None and e.kind == "error"]
+    ports = ", ".join(f"port {p.port}{p.path}" for p in failing)
+    return f"{ports} not answering" + (f"; its log: {errors[-1]}" if errors else "")
+
+
+def _probe_ok_twice(pod_id: str, probe: Probe) -> bool:
+    return probe_ok(pod_id, probe) or (time.sleep(2.0) is None and probe_ok(pod_id, probe))
+
+
+def _say_id(pod_id: str, line: str) -> None:
+    print(f"[{pod_id}] {line}", flush=True)
+
+
+def _rate_limit_patience() -> float:
+    env = os.environ.get("RUNPOD_DEPLOY_RATE_PATIENCE_S") or os.environ.get("RUNPOD_DEPLOY_DELETE_PATIENCE_S")
+    return float(env) if env else RATE_LIMIT_PATIENCE_S
+
+
 def _interruptible_sleep(seconds: float) -> None:
     """Sleep, unless the engine cancels (Ctrl-C): then raise Interrupted at once."""
     if server_hooks.CANCELLED.wait(seconds):
@@ -468,7 +615,7 @@ def _boot_mark(client: RunPodClient, pod: ApiPod) -> BootMark:
     """The pod before a start/PATCH, with its current log lines (so none of them counts as the new
     boot's). The log read is best effort."""
     try:
-        events = client.pod_log_events(pod.id, tail=50, deadline_s=0.5)
+        events = client.pod_log_events(pod.id, tail=200, deadline_s=2.0)  # its boot id, if it printed one
     except api_errors.RunPodError:
         events = []
     return BootMark.before(pod, events)

@@ -56,12 +56,25 @@ class PodNotReady(ProviderError):
 
 class StartRefused(ProviderError):
     def __init__(self, pod_id: str, cause: Exception) -> None:
+        self.cause = cause
         super().__init__(f"RunPod refused to start pod {pod_id} ({cause}). A stopped pod restarts only on "
                          "its old host, and that host's GPU was most likely rented out meanwhile "
                          "(https://docs.runpod.io/pods/troubleshooting/zero-gpus). The pod is still there, "
                          "stopped (no GPU billing; the network volume keeps the models) and still in state. "
                          "To place it anew on any free GPU: `pulumi up --replace <URN>`, with the Pod's URN "
-                         "from `pulumi stack --show-urns`; or wait and run `pulumi up` again.")
+                         "from `pulumi stack --show-urns`; or wait and run `pulumi up` again. (The model's "
+                         "`wakeWithoutGpu: fail` asked for this message instead of a replacement.)")
+
+
+class WokeWithoutGpu(ProviderError):
+    def __init__(self, pod_id: str, count: int) -> None:
+        super().__init__(f"pod {pod_id} started with {count} GPUs: a stopped pod restarts only on its old host, "
+                         "and that host's GPU was rented out meanwhile "
+                         "(https://docs.runpod.io/pods/troubleshooting/zero-gpus); vLLM cannot run without one. "
+                         "The pod is kept and in state. To place it anew on any free GPU: `pulumi up --replace "
+                         "<URN>` (URN from `pulumi stack --show-urns`), or stop it (`running: false`) and try "
+                         "later. (The model's `wakeWithoutGpu: fail` asked for this message instead of a "
+                         "replacement.)")
 
 
 class DeleteRateLimited(ProviderError):

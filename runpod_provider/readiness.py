@@ -11,11 +11,19 @@ Two live behaviours shape the wait:
   polls (runpod-plugins-official `runpod-migrate/reference/breaking-changes.md` Class 2 §7;
   `runpod-usage/concepts/pod.yaml` `pod.edits-apply-on-restart`). So such a wait starts from a
   `BootMark` and trusts nothing (EXITED is not final, a probe proves nothing) until the pod shows
-  a new boot (`boot_is_new`).
+  a new boot. The proof comes from the pod itself first: the agent prints `runpod-deploy boot=<id>`,
+  a fresh random id, as the first line of every container boot (`startup.agent.protocol`); RunPod's
+  `status`/`startedAt`/`uptime` (`boot_is_new`), whose behaviour on a reset nobody documents, are the
+  second source.
 - A first start on a network volume can take an hour (venv installs, weights; tts-webui-docker#11,
   runpod/containers#163). So the wait fails on lack of progress (`stall_s` without a new log line
-  or status), within an absolute cap `timeout_s`, and at once when the startup template says its
-  setup ended (`runpod-deploy phase=failed`, after its `runpod-deploy error=` line).
+  or status, RunPod's own `system` lines included: an image pull can hold a pod in PROVISIONING for
+  15 min), within an absolute cap `timeout_s`, and at once when the startup says its setup ended
+  (`runpod-deploy phase=failed`, after its `runpod-deploy error=` line).
+
+Log event ids are not unique: the spec says they "are the event `ts` timestamp", so two lines of the
+same second can share one, and a resume from an id may send that second again. Lines are told apart
+by (id, text, occurrence), never by id alone (`log_keys`).
 """
 
 from __future__ import annotations
@@ -28,14 +36,13 @@ from datetime import datetime
 
 import requests
 
+from startup.agent import protocol
+
 from .api_errors import RateLimitedError, RunPodError, ServerError, TransportError
 from .client import USER_AGENT
 from .polling import poll_delays, poll_until
 from .spec import Probe
 from .wire import Pod, PodStatus
-
-FAILED_LINE = "runpod-deploy phase=failed"  # startup/startup.sh: setup ended; the pod idles
-ERROR_MARK = "runpod-deploy error="
 # How long a pod may still show the state from before a start/PATCH (EXITED, or the old container)
 # before the wait says RunPod did not act on it.
 BOOT_GRACE_S = 300.0
@@ -50,13 +57,32 @@ class BootMark:
     status: str
     started_at: datetime | None
     at: float  # monotonic, taken before the request was sent
-    seen_log_ids: frozenset = frozenset()
+    seen_log_ids: frozenset = frozenset()  # log_keys of the lines already there
     last_log_id: str | None = None
+    boot_id: str | None = None  # the last `runpod-deploy boot=` id in those lines
 
     @classmethod
     def before(cls, pod: Pod, log_events: list[LogEvent] = (), clock: Callable[[], float] = time.monotonic) -> BootMark:
         ids = [i for i, _ in log_events if i]
-        return cls(pod.status, pod.startedAt, clock(), frozenset(ids), ids[-1] if ids else None)
+        boots = [e.value for _, line in log_events if (e := protocol.parse(line)) is not None and e.kind == "boot"]
+        return cls(pod.status, pod.startedAt, clock(), frozenset(log_keys(log_events)), ids[-1] if ids else None,
+                   boots[-1] if boots else None)
+
+
+def log_keys(events: list[LogEvent]) -> list[tuple | None]:
+    """One key per event: (id, text, how many times that (id, text) came before in `events`), or
+    None without an id. The same line sent again (a resume from a one-second id) has the same key;
+    two lines sharing an id do not."""
+    counts: dict[tuple, int] = {}
+    keys: list[tuple | None] = []
+    for event_id, line in events:
+        if event_id is None:
+            keys.append(None)
+            continue
+        n = counts.get((event_id, line), 0)
+        counts[(event_id, line)] = n + 1
+        keys.append((event_id, line, n))
+    return keys
 
 
 def boot_is_new(pod: Pod, mark: BootMark | None, now: float) -> bool:
@@ -97,6 +123,26 @@ class NotReady(Exception):
         self.status = status
 
 
+class ZeroGpus(NotReady):
+    """The new boot shows fewer GPUs than asked: a stopped pod started on a host whose GPU was rented
+    meanwhile comes up with zero (runpod/docs pods/troubleshooting/zero-gpus.mdx), and vLLM crash-loops."""
+
+    def __init__(self, pod: Pod, count: int):
+        super().__init__(f"the pod came up with {count} GPUs", pod.status)
+        self.pod, self.count = pod, count
+
+
+def probe_ok(pod_id: str, probe: Probe) -> bool:
+    """One GET through the proxy. Connection errors and 5xx (502 until the port listens,
+    524 past the proxy's 100 s) just mean 'not yet'."""
+    try:
+        r = requests.get(proxy_url(pod_id, probe.port) + probe.path, timeout=10,
+                         headers={"User-Agent": USER_AGENT})
+        return r.status_code == 200
+    except requests.RequestException:
+        return False
+
+
 @dataclass
 class ReadinessWaiter:
     """Polls one pod until it serves. `get_pod` and `read_logs` are the client's calls; `schedule`
@@ -110,6 +156,7 @@ class ReadinessWaiter:
     stall_s: float | None = None  # fail after this long without progress (None: only the cap)
     after: BootMark | None = None  # a start/PATCH was sent: wait for a new boot first
     boot_grace_s: float = BOOT_GRACE_S
+    gpus: int = 0  # the new boot must show this many GPUs (0: not checked)
     schedule: Callable[[], Iterator[float]] = poll_delays
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
@@ -122,6 +169,7 @@ class ReadinessWaiter:
     _last_id: str | None = None
     _last_line: str = ""
     _last_error: str = ""
+    _failed: str | None = None  # the new boot's startup said it stopped (its error, or "")
     _progress_at: float = 0.0
     _started: float = 0.0
     _last_status: str | None = None
@@ -160,6 +208,9 @@ class ReadinessWaiter:
         now = self.clock()
         if pod.status != self._last_status:
             self._last_status, self._progress_at = pod.status, now
+        # The pod's own log first (any line is progress; a new boot id is the proof of a new boot),
+        # RunPod's fields second. System lines count too: an image pull holds PROVISIONING for long.
+        self._read_progress()
         if not self._fresh:
             self._fresh = boot_is_new(pod, self.after, now)
         if not self._fresh:
@@ -171,10 +222,13 @@ class ReadinessWaiter:
                 raise NotReady(f"RunPod still shows the pod {pod.status} as before, {now - self._started:.0f}s "
                                "after the start/update: it did not restart", pod.status)
             return None
+        if self._failed is not None:
+            raise NotReady("the startup script stopped: " + (self._failed or "see the log lines"), pod.status)
         if pod.down:
-            raise NotReady(f"pod went to {pod.status} while starting", pod.status)
-        if pod.status != PodStatus.PROVISIONING:
-            self._read_progress()
+            last = f" (last line: {self._last_line!r})" if self._last_line else ""
+            raise NotReady(f"pod went to {pod.status} while starting{last}", pod.status)
+        if self.gpus and pod.gpu is not None and pod.gpu.count is not None and pod.gpu.count < self.gpus:
+            raise ZeroGpus(pod, pod.gpu.count)
         if self.stall_s is not None and now - self._progress_at > self.stall_s:
             last = f" (last line: {self._last_line!r})" if self._last_line else ""
             raise NotReady(f"no progress for {now - self._progress_at:.0f}s: no new log line or status{last}",
@@ -185,36 +239,37 @@ class ReadinessWaiter:
         return None if self._failing else pod
 
     def _probe_ok(self, pod_id: str, probe: Probe) -> bool:
-        """One GET through the proxy. Connection errors and 5xx (502 until the port listens,
-        524 past the proxy's 100 s) just mean 'not yet'."""
-        try:
-            r = requests.get(proxy_url(pod_id, probe.port) + probe.path, timeout=10,
-                             headers={"User-Agent": USER_AGENT})
-            return r.status_code == 200
-        except requests.RequestException:
-            return False
+        return probe_ok(pod_id, probe)
 
     def _read_progress(self) -> None:
-        """Read the log lines new since the last look: any counts as progress; the startup's
-        `runpod-deploy` phase and error lines are printed; `phase=failed` ends the wait. Logs are
-        best effort: a failed read is no progress, never an error."""
+        """Read the log lines new since the last look: any counts as progress; a boot id other than
+        the mark's proves the new boot; the new boot's phase and error lines are printed, and its
+        `phase=failed` ends the wait (`_failed`). Lines of the old container, before the proof, are
+        progress only. Logs are best effort: a failed read is no progress, never an error."""
         try:
             events = self.read_logs(self._last_id)
         except Exception:  # noqa: BLE001 - a progress nicety; never fail a create over it
             return
-        for event_id, line in events:
-            if event_id is not None:
-                if event_id in self._seen_ids:
+        for (event_id, line), key in zip(events, log_keys(events)):
+            if key is not None:
+                if key in self._seen_ids:
                     continue
-                self._seen_ids.add(event_id)
+                self._seen_ids.add(key)
                 self._last_id = event_id
             self._progress_at, self._last_line = self.clock(), line
-            if "runpod-deploy " in line:
-                marker = line[line.index("runpod-deploy "):].strip()
-                if marker.startswith("runpod-deploy phase=") or marker.startswith(ERROR_MARK):
-                    self.say(marker)
-                if marker.startswith(ERROR_MARK):
-                    self._last_error = marker[len(ERROR_MARK):]
-                if marker == FAILED_LINE:
-                    raise NotReady("the startup script stopped: " + (self._last_error or "see the log lines"),
-                                   self._last.status if self._last else None)
+            event = protocol.parse(line)
+            if event is None:
+                continue
+            # Proof only against a known earlier id (the mark's log read may have come back empty, and
+            # then an old boot line would look new), and not while RunPod shows the pod down.
+            if (event.kind == "boot" and self.after is not None and self.after.boot_id is not None
+                    and event.value != self.after.boot_id and not (self._last and self._last.down)):
+                self._fresh = True
+            if not self._fresh:
+                continue
+            if event.kind in ("phase", "error"):
+                self.say(line[line.index(protocol.PREFIX):].strip())
+            if event.kind == "error":
+                self._last_error = event.value
+            if event.kind == "phase" and event.value == protocol.FAILED:
+                self._failed = self._last_error

@@ -78,6 +78,10 @@ class PodSpec(BaseModel):
         default=1800, ge=1, description="own deadline: dynamic resources ignore customTimeouts")
     ready_stall_s: Annotated[int, Change.LOCAL] = Field(
         default=600, ge=1, description="fail the wait after this long without a new log line or status")
+    wake_without_gpu: Annotated[Literal["replace", "fail"], Change.LOCAL] = Field(
+        default="replace", description="a stopped pod whose host GPU was rented (start refused, or up with zero "
+                                       "GPUs): `replace` it with a new pod through the GPU walk (the old one is "
+                                       "deleted once the new one serves), or `fail` saying so")
     max_price_per_hour: Annotated[float | None, Change.LOCAL] = Field(
         default=None, gt=0, description="USD/hour ceiling: GPU types whose catalog price in `cloud` (times "
                                         "`gpu_count`) is above it, or unknown, are not created")

@@ -195,8 +195,10 @@ class Pod(_Response):
     image: str = ""
     args: str = ""
     disk: int | None = None
-    ports: list[str] = []
-    env: dict[str, str] = Field(default={}, repr=False)
+    # None when the answer omits or nulls them (live v2 has omitted fields the spec requires): that
+    # means "unknown", never "empty", or every refresh would read the pod's env/ports as cleared.
+    ports: list[str] | None = None
+    env: dict[str, str] | None = Field(default=None, repr=False)
     registry: str | None = None
     cloud: str | None = None
     dataCenterId: str | None = None

@@ -1,10 +1,10 @@
 """Regenerate docs/reliability.md from the tests: `python scripts/reliability_report.py`.
 
-Runs tests/engine/test_faults.py, test_lifecycle.py, test_failure_messages.py and test_bad_input.py (the real Pulumi
-CLI against the RunPod emulator) with env RELIABILITY_REPORT set, so each test appends its row (case, what the
-program did, pods leaked as measured on the emulator) to a JSON-lines file; then renders those rows
-as the table below the marker in docs/reliability.md. The hand-written text above the marker is
-kept. If any test fails, the document is left as it was and the exit status is pytest's.
+Runs tests/engine/test_faults.py, test_lifecycle.py, test_live3.py, test_failure_messages.py and
+test_bad_input.py (the real Pulumi CLI against the RunPod emulator) with env RELIABILITY_REPORT set, so each
+test appends its row (case, what the program did, pods leaked as measured on the emulator) to a JSON-lines
+file; then renders those rows as the table below the marker in docs/reliability.md. The hand-written text
+above the marker is kept. If any test fails, the document is left as it was and the exit status is pytest's.
 
 Extra arguments go to pytest (e.g. `-k killed` for a quick look; the document then holds only
 those rows, so regenerate in full before committing).
@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 from devkit.cli import search_path  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
-TESTS = ["tests/engine/test_faults.py", "tests/engine/test_lifecycle.py", "tests/engine/test_failure_messages.py",
-         "tests/engine/test_bad_input.py"]
+TESTS = ["tests/engine/test_faults.py", "tests/engine/test_lifecycle.py", "tests/engine/test_live3.py",
+         "tests/engine/test_failure_messages.py", "tests/engine/test_bad_input.py"]
 MARKER = "<!-- Generated below by scripts/reliability_report.py from the tests' measurements: do not edit by hand. -->"
-SECTIONS = {"faults": "fault: ", "lifecycle": "lifecycle: ", "failures": "failure: ",
+SECTIONS = {"faults": "fault: ", "lifecycle": "lifecycle: ", "live": "live RunPod: ", "failures": "failure: ",
             "secrets": "secret set wrongly: ", "bad input": "bad input: "}
 
 DEFAULT_INTRO = f"""# Reliability

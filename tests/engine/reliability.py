@@ -18,7 +18,9 @@ def live_pod_ids(emu) -> set[str]:
 
 
 def state_pod_ids(d) -> set[str]:
-    return {r["id"] for r in d.resources()}
+    """The pods the state stands for: each Pod's `pod_id` output (a wake onto a full host replaces the
+    pod and moves it; the resource's own id stays the first pod's), else its id."""
+    return {(r.get("outputs") or {}).get("pod_id") or r["id"] for r in d.resources()}
 
 
 def leaked(d, emu) -> int:

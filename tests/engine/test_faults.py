@@ -112,41 +112,67 @@ def test_a_create_whose_pod_is_listed_late_is_still_adopted_by_the_same_up(engin
 
 
 def test_a_create_whose_pod_is_listed_too_late_to_adopt_is_swept_by_the_next_up(engine_emulator, tmp_path, monkeypatch):
-    """The adoption window (shortened to 5 s here) is shorter than the list lag (8 s): this `up`
-    cannot know the create took effect. The pod carries the resource's name prefix, so the next
-    `up` deletes it."""
+    """The adoption window (shortened to 5 s here) is shorter than the list lag (20 s): this `up`
+    cannot know the create took effect. The same GPU is tried once more (createPod's guidance), with
+    the same result, and no other GPU has stock. The pods carry the resource's name prefix, so the
+    next `up` deletes them."""
     emu = engine_emulator
+    for gpu in ("NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"):
+        emu.set_stock("EU-RO-1", gpu, "NONE")
     d = deploy(emu, tmp_path, monkeypatch, models=one_model(), env={"RUNPOD_DEPLOY_ADOPT_WAIT_S": "5"})
-    emu.inject(kind="after_effect", status=500, method="POST", path="/v2/pods$")
-    emu.inject(kind="list_lag", seconds=8, method="POST", path="/v2/pods$")
+    emu.inject(kind="after_effect", status=500, method="POST", path="/v2/pods$", count=2)
+    emu.inject(kind="list_lag", seconds=20, method="POST", path="/v2/pods$", count=2)  # past both windows
     with pytest.raises(CommandError) as e:
         d.up()
     fired(emu)
-    [lost] = emu.pods()
+    lost = emu.pods()
+    assert len(lost) == 2 and len({p["name"] for p in lost}) == 1
+    assert answers(emu, method="POST", path="/v2/pods") == [500, 500, 400, 400]
     msg = str(e.value)
     # The error says the outcome is unknown, names the pod, and says how it gets cleaned up.
-    assert f"the create of pod {lost['name']} failed" in msg and "500" in msg
+    assert f"the create of pod {lost[0]['name']} failed" in msg and "500" in msg
     assert "may still have created it" in msg and "Run `pulumi up` again" in msg
     assert d.resources() == []
     leaked_after_failure = leaked(d, emu)
-    assert leaked_after_failure == 1
-    # Once RunPod lists it, the next `up` sweeps it and creates the one pod.
+    assert leaked_after_failure == 2
+    # Once RunPod lists them, the next `up` sweeps them and creates the one pod.
+    for gpu in ("NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"):
+        emu.set_stock("EU-RO-1", gpu, "HIGH")
     with RunPodClient(emu.api_key, emu.api_url) as c:
         deadline = time.monotonic() + 120
-        while lost["id"] not in {p.id for p in c.list_pods()}:
-            assert time.monotonic() < deadline, "the lagging pod never appeared in the list"
+        while not {p["id"] for p in lost} <= {p.id for p in c.list_pods()}:
+            assert time.monotonic() < deadline, "the lagging pods never appeared in the list"
             time.sleep(0.5)
     since = len(emu.requests)
     d.up()
-    assert answers(emu, since, "DELETE", f"/v2/pods/{lost['id']}") == [204]
+    for p in lost:
+        assert answers(emu, since, "DELETE", f"/v2/pods/{p['id']}") == [204]
     [pod] = emu.pods()
-    assert pod["id"] != lost["id"] and pod_id_in_state(d) == pod["id"]
+    assert pod["id"] not in {p["id"] for p in lost} and pod_id_in_state(d) == pod["id"]
     n = assert_no_orphans(d, emu)
-    record(SECTION, "create answers 500 after creating the pod, which is listed only 8 s later, past an adoption "
-           "window shortened to 5 s",
+    record(SECTION, "create answers 500 after creating the pod, twice (the walk tries the same GPU once more), each "
+           "listed only 20 s later, past an adoption window shortened to 5 s; no other GPU in stock",
            f"`up` failed saying the create's outcome is unknown, naming the pod and the fix; it left "
-           f"{leaked_after_failure} pod outside state (`destroy` would not see it); the next `up` deleted it as an "
-           "orphan (name prefix) and created one pod", n, before_recovery=leaked_after_failure)
+           f"{leaked_after_failure} pods outside state (`destroy` would not see them); the next `up` deleted them as "
+           "orphans (name prefix) and created one pod", n, before_recovery=leaked_after_failure)
+
+
+def test_a_5xx_create_is_tried_once_more_on_the_same_gpu_then_the_walk_moves_on(engine_emulator, tmp_path,
+                                                                                 monkeypatch):
+    """createPod answers 503 (nothing created) for the L40S, twice: after the adoption search finds
+    nothing, the same GPU is tried once more, then the A100."""
+    emu = engine_emulator
+    d = deploy(emu, tmp_path, monkeypatch, models=one_model(), env={"RUNPOD_DEPLOY_ADOPT_WAIT_S": "2"})
+    emu.inject(kind="status", status=503, method="POST", path="/v2/pods$", count=2)
+    up = d.up()
+    fired(emu)
+    assert answers(emu, method="POST", path="/v2/pods") == [503, 503, 201]
+    assert up.outputs["olmocr_gpu_type"].value == "NVIDIA A100 80GB PCIe"
+    assert "trying NVIDIA L40S once more" in up.stdout
+    n = assert_no_orphans(d, emu)
+    record(SECTION, "create answers 503 twice for the L40S (nothing created)",
+           "after the adoption search found nothing, the L40S was tried once more (createPod's guidance), then the "
+           "walk moved on and placed the pod on the A100", n)
 
 
 # --- 2. rate limits and server errors during up, refresh, destroy ---------------------------------

@@ -91,8 +91,9 @@ def test_wake_a_pod_stopped_by_itself_with_a_plain_up(engine_emulator, tmp_path,
 
 
 def test_wake_when_the_host_gpu_was_taken_says_so_and_keeps_the_pod(engine_emulator, tmp_path, monkeypatch):
+    """With `wakeWithoutGpu: fail` (the default replaces the pod: tests/engine/test_live3.py)."""
     emu = engine_emulator
-    d = deploy(emu, tmp_path, monkeypatch, models=one_model())
+    d = deploy(emu, tmp_path, monkeypatch, models=one_model(wakeWithoutGpu="fail"))
     d.up()
     pod_id = pod_id_in_state(d)
     emu.stop_pod_out_of_band(pod_id)
@@ -107,7 +108,8 @@ def test_wake_when_the_host_gpu_was_taken_says_so_and_keeps_the_pod(engine_emula
     [pod] = emu.pods()
     assert pod["id"] == pod_id and pod["status"] == "EXITED"
     n = assert_no_orphans(d, emu)
-    record(SECTION, "wake: the stopped pod's host GPU was rented out meanwhile (start answers 400)",
+    record(SECTION, "wake with `wakeWithoutGpu: fail`: the stopped pod's host GPU was rented out meanwhile (start "
+           "answers 400)",
            "`up` failed saying the GPU on the pod's host is taken, that the pod is kept stopped and in "
            "state, and how to replace it (`pulumi up --replace`)", n)
 

@@ -414,3 +414,90 @@ def test_no_new_line_for_the_stall_time_fails_but_progress_keeps_the_wait_going(
     with pytest.raises(NotReady, match="no progress for"):
         w.wait()
     assert w.polls >= 30  # 29 polls with a new line each went on past the 3 s stall time
+
+
+# --- issue 20: sparse reads, repeated log ids, the pod's own boot id, slow pulls, zero GPUs -----------
+def test_an_image_echoed_in_its_full_form_is_the_same_image():
+    from runpod_provider.pod import same_image
+
+    assert same_image("docker.io/runpod/pytorch:1.0", "runpod/pytorch:1.0")
+    assert same_image("docker.io/library/ubuntu:latest", "ubuntu")
+    assert same_image("index.docker.io/library/ubuntu:22.04", "ubuntu:22.04")
+    assert not same_image("runpod/pytorch:1.0", "runpod/pytorch:1.1")
+    assert not same_image("ghcr.io/x/y:1", "x/y:1")
+
+
+def test_a_pod_answer_without_env_or_ports_means_unknown_not_empty():
+    pod = Pod.model_validate({"id": "p", "env": None})
+    assert pod.env is None and pod.ports is None
+
+
+def test_two_lines_sharing_a_one_second_id_both_count_and_a_resent_second_is_dropped():
+    up = {"id": "p", "status": "RUNNING", "runtime": {"ports": []}}
+    sec = "2026-12-06T20:00:01Z"
+    logs = [[(sec, "runpod-deploy phase=install-vllm"), (sec, "runpod-deploy error=vLLM install failed"),
+             (sec, "runpod-deploy phase=failed")]]
+    w = waiter_after([up] * 5, None, logs=logs)
+    w.probes, w._probe_ok = [Probe(port=8000)], (lambda *_: False)
+    with pytest.raises(NotReady, match="vLLM install failed"):
+        w.wait()
+    assert w.polls == 1
+    # The same second sent again (a resume from a one-second id) is no progress.
+    lines = [[(sec, "a"), (sec, "a")], [(sec, "a"), (sec, "a")], [(sec, "a"), (sec, "a")], [], [], [], [], []]
+    w = waiter_after([up] * 20, None, logs=lines, stall_s=3)
+    w.probes, w._probe_ok = [Probe(port=8000)], (lambda *_: False)
+    with pytest.raises(NotReady, match="no progress"):
+        w.wait()
+    assert w.polls <= 6
+
+
+def test_a_new_boot_id_in_the_log_proves_the_new_boot_when_runpods_fields_do_not():
+    """An opaque reset: RUNNING throughout, startedAt unchanged, uptime still the old one's."""
+    before = {"id": "p", "status": "RUNNING", "startedAt": OLD_START, "runtime": {"uptime": 500, "ports": []}}
+    mark = BootMark.before(Pod.model_validate(before), [("1", "runpod-deploy boot=aaaa"), ("2", "x")],
+                           clock=lambda: 0.0)
+    assert mark.boot_id == "aaaa"
+    pods = [{**before, "runtime": None}] * 3 + [{**before, "runtime": {"uptime": 510, "ports": []}}] * 3
+    logs = [[("1", "runpod-deploy boot=aaaa"), ("2", "x")], [("3", "runpod-deploy boot=bbbb")]]
+    w = waiter_after(pods, mark, logs=logs)
+    assert w.wait().container_up and w.polls == 4  # boot id at poll 2; runtime back at poll 4
+    # Without the new boot id, the same pod never proves a new boot.
+    w = waiter_after([{**before, "runtime": {"uptime": 510, "ports": []}}] * 20, mark, boot_grace_s=5)
+    with pytest.raises(NotReady, match="did not restart"):
+        w.wait()
+
+
+def test_the_old_containers_failed_line_before_the_new_boot_does_not_end_the_wait():
+    before = {"id": "p", "status": "RUNNING", "startedAt": OLD_START, "runtime": {"uptime": 500, "ports": []}}
+    mark = BootMark.before(Pod.model_validate(before), [("1", "runpod-deploy boot=aaaa")], clock=lambda: 0.0)
+    logs = [[("2", "runpod-deploy error=old"), ("3", "runpod-deploy phase=failed")],
+            [("4", "runpod-deploy boot=cccc")]]
+    w = waiter_after([{**before, "runtime": None}] * 3 + [{**before, "runtime": {"uptime": 1, "ports": []}}],
+                     mark, logs=logs)
+    assert w.wait().container_up
+
+
+def test_system_lines_during_provisioning_are_progress():
+    prov = {"id": "p", "status": "PROVISIONING"}
+    up = {"id": "p", "status": "RUNNING", "runtime": {"ports": []}}
+    pulls = [[(str(i), f"Pulling fs layer {i}")] for i in range(1, 12)]
+    w = waiter_after([prov] * 11 + [up], None, logs=pulls, stall_s=3, timeout_s=1000)
+    assert w.wait().container_up and w.polls == 12
+
+
+def test_a_start_that_comes_up_without_its_gpu_is_told_apart():
+    from runpod_provider.readiness import ZeroGpus
+
+    zero = {"id": "p", "status": "RUNNING", "gpu": {"id": "NVIDIA L40S", "count": 0}}
+    w = waiter_after([zero] * 3, None, gpus=1)
+    with pytest.raises(ZeroGpus) as e:
+        w.wait()
+    assert e.value.count == 0
+
+
+def test_a_provider_side_input_new_since_the_state_was_written_is_no_change_at_its_default():
+    olds = {"name_prefix": "a", "image": "x", "running": True, "status": "RUNNING"}
+    news = {"name_prefix": "a", "image": "x", "running": True, "wake_without_gpu": "replace"}
+    assert not PodProvider().diff("i", olds, news).changes
+    assert PodProvider().diff("i", olds, {**news, "wake_without_gpu": "fail"}).changes
+    assert PodProvider().diff("i", {**olds, "status": "ERROR"}, news).replaces == ["status"]
