@@ -57,14 +57,14 @@ def test_no_capacity_anywhere_names_every_candidate_and_creates_nothing(engine_e
 # A pod that never serves: tests/engine/test_faults.py (deleted, last logs in the error, next up succeeds).
 
 
-def test_a_changed_startup_script_updates_the_pod_in_place(engine_emulator, tmp_path, monkeypatch):
+def test_a_changed_pod_agent_updates_the_pod_in_place(engine_emulator, tmp_path, monkeypatch):
     d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model())
     d.up()
     pod_id = only_pod(d)["id"]
     old_b64 = engine_emulator.pods()[0]["env"]["STARTUP_B64"]
-    # A new version of the template, edited in the checkout the way a user edits it before `pulumi up`.
-    script = own_copy(d.work_dir, "startup") / "startup.sh"
-    script.write_text(script.read_text() + "\n# v2 of the template\n")
+    # A new version of the pod agent, edited in the checkout the way a user edits it before `pulumi up`.
+    agent = own_copy(d.work_dir, "startup") / "agent" / "main.py"
+    agent.write_text(agent.read_text() + "\n# v2 of the agent\n")
     up = d.up()
     assert up.changes.get("update") == 1
     assert up.changes.get("replace", 0) == 0
