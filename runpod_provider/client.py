@@ -57,7 +57,7 @@ from .wire import (
     CreatePodRequest,
     GpuType,
     NetworkVolume,
-    Pod,
+    PodInfo,
     PodActionRequest,
     UpdatePodRequest,
 )
@@ -228,7 +228,7 @@ class RunPodClient:
 
     # --- pods --------------------------------------------------------------------------------
 
-    def create_pod(self, req: CreatePodRequest) -> Pod:
+    def create_pod(self, req: CreatePodRequest) -> PodInfo:
         """POST /pods. `req.name` must be unique to this create (adoption matches on it).
 
         On a 5xx, timeout or dropped connection the pod is looked up by name and adopted. If it
@@ -244,21 +244,21 @@ class RunPodClient:
                 raise
             log.warning("create of %r failed (%s) but the pod exists: adopted %s", req.name, exc, pod.id)
             return pod
-        return self._model(Pod, resp, "POST", "/pods")
+        return self._model(PodInfo, resp, "POST", "/pods")
 
-    def get_pod(self, pod_id: str) -> Pod:
+    def get_pod(self, pod_id: str) -> PodInfo:
         """GET /pods/{id}. Raises NotFoundError on 404 (unknown, or not visible to this key)."""
         path = f"/pods/{_seg(pod_id)}"
-        return self._model(Pod, self._request("GET", path), "GET", path)
+        return self._model(PodInfo, self._request("GET", path), "GET", path)
 
-    def list_pods(self) -> list[Pod]:
+    def list_pods(self) -> list[PodInfo]:
         """GET /pods, every page."""
-        pods: list[Pod] = []
+        pods: list[PodInfo] = []
         params: dict[str, str] = {}
         seen: set[str] = set()
         for _ in range(MAX_LIST_PAGES):
             data = self._json(self._request("GET", "/pods", params=params), "GET", "/pods")
-            pods += [self._validate(Pod, p, "GET", "/pods") for p in data.get("pods") or []]
+            pods += [self._validate(PodInfo, p, "GET", "/pods") for p in data.get("pods") or []]
             # Quirk: pagination is undocumented; follow `pagination` when present, else one page.
             page = data.get("pagination") or {}
             cursor = page.get("nextCursor")
@@ -268,10 +268,10 @@ class RunPodClient:
             params = {"cursor": cursor}
         return pods
 
-    def update_pod(self, pod_id: str, req: UpdatePodRequest) -> Pod:
+    def update_pod(self, pod_id: str, req: UpdatePodRequest) -> PodInfo:
         """PATCH /pods/{id} with the fields set in `req`; returns the full updated Pod."""
         path = f"/pods/{_seg(pod_id)}"
-        return self._model(Pod, self._request("PATCH", path, body=req.to_body()), "PATCH", path)
+        return self._model(PodInfo, self._request("PATCH", path, body=req.to_body()), "PATCH", path)
 
     def delete_pod(self, pod_id: str) -> bool:
         """DELETE /pods/{id}. True if this call deleted it, False if it was already gone (404).
@@ -285,15 +285,15 @@ class RunPodClient:
             return False
         return True
 
-    def start_pod(self, pod_id: str) -> Pod:
+    def start_pod(self, pod_id: str) -> PodInfo:
         """Start an EXITED/ERROR pod (same host). ConflictError (409) if not allowed now."""
         return self._action(pod_id, "start")
 
-    def restart_pod(self, pod_id: str) -> Pod:
+    def restart_pod(self, pod_id: str) -> PodInfo:
         """Restart a RUNNING pod's container (same host, GPU kept). ConflictError (409) if not allowed now."""
         return self._action(pod_id, "restart")
 
-    def stop_pod(self, pod_id: str) -> Pod:
+    def stop_pod(self, pod_id: str) -> PodInfo:
         """Stop a pod: releases the GPU, keeps the disk. ConflictError (409) if not allowed now."""
         return self._action(pod_id, "stop")
 
@@ -366,10 +366,10 @@ class RunPodClient:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _action(self, pod_id: str, action: str) -> Pod:
+    def _action(self, pod_id: str, action: str) -> PodInfo:
         path = f"/pods/{_seg(pod_id)}/action"
         resp = self._post(path, PodActionRequest(action=action).to_body())
-        return self._model(Pod, resp, "POST", path)
+        return self._model(PodInfo, resp, "POST", path)
 
     def _post(self, path: str, body: dict[str, Any]) -> requests.Response:
         """POST, resent only after a 429 (refused before any effect), at most `retry_total` times."""
@@ -386,10 +386,10 @@ class RunPodClient:
                 time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _adopt(self, name: str) -> Pod | None:
+    def _adopt(self, name: str) -> PodInfo | None:
         """The pod named `name`, polling the list on ADOPT_POLL for up to `adopt_wait_s` (it may lag)."""
 
-        def look() -> Pod | None:
+        def look() -> PodInfo | None:
             try:
                 found = [p for p in self.list_pods() if p.name == name and not p.gone]
             except RunPodError as exc:
@@ -399,7 +399,7 @@ class RunPodClient:
 
         return poll_until(look, timeout_s=self.adopt_wait_s, delays=ADOPT_POLL.delays())
 
-    def _keep_oldest(self, pods: list[Pod]) -> Pod:
+    def _keep_oldest(self, pods: list[PodInfo]) -> PodInfo:
         """Names are unique per create by construction, so several pods with the name are
         duplicates of this one create (e.g. a create retried upstream): keep the oldest and
         delete the others so they stop billing."""
@@ -527,12 +527,6 @@ def _sse_events(raw: urllib3.response.BaseHTTPResponse) -> Iterator[tuple[str | 
             event_id = value
         elif field_name == "data":
             yield event_id, value
-
-
-def _sse_data(raw: urllib3.response.BaseHTTPResponse) -> Iterator[str]:
-    """The `data:` values of a Server-Sent Events stream, as they arrive."""
-    for _, data in _sse_events(raw):
-        yield data
 
 
 def _sse_fields(raw: urllib3.response.BaseHTTPResponse) -> Iterator[tuple[str, str]]:

@@ -28,8 +28,8 @@ from .polling import Backoff, poll_until
 from .readiness import (BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, ZeroGpus, boot_is_new, probe_ok,
                         public_url)
 from .spec import INPUT_KEYS, LOCAL_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, Probe, describe_errors
-from .wire import Pod as ApiPod  # the API's view of a pod; `Pod` below is the Pulumi resource
-from .wire import PodStatus
+from .wire import PodInfo  # the API's view of a pod; `Pod` below is the Pulumi resource
+from .wire import STOPPED_STATUSES, UP_STATUSES, PodStatus
 
 server_hooks.install()  # in the provider process: one-line errors, and Ctrl-C reaches the waits
 
@@ -52,7 +52,6 @@ START_POLL = Backoff(first_s=1.0, factor=1.5, cap_s=10.0)
 # often as its DELETEs: one patience for all (a pod that cannot be deleted bills).
 # RUNPOD_DEPLOY_RATE_PATIENCE_S (or the older RUNPOD_DEPLOY_DELETE_PATIENCE_S) shortens it for tests.
 RATE_LIMIT_PATIENCE_S = 2700.0
-RUNNING_STATUSES = (PodStatus.PROVISIONING, PodStatus.STARTING, PodStatus.RUNNING)
 
 
 class PodProvider(dynamic.ResourceProvider):
@@ -145,7 +144,7 @@ class PodProvider(dynamic.ResourceProvider):
                 _say(spec, f"deleting orphan pod {pod.id} ({pod.name}) left by an interrupted create")
                 _delete_and_wait(client, pod.id, say=lambda line: _say(spec, line))
 
-    def _place(self, client: RunPodClient, spec: PodSpec, unknown: list | None = None) -> ApiPod:
+    def _place(self, client: RunPodClient, spec: PodSpec, unknown: list | None = None) -> PodInfo:
         """Walk the GPU preference list: v2 places one GPU type per create and never falls back.
         createPod's table: a 400 (a rule, or no capacity, in varying words) or a 403 (no access to
         that pool) means try the next candidate; 422, 401, 402 stop at once. Catalog stock is only
@@ -185,8 +184,8 @@ class PodProvider(dynamic.ResourceProvider):
             raise CreateOutcomeUnknown(spec.name, unknown[-1], client.adopt_wait_s)
         raise NoCapacityAnywhere(failures, spec.data_center_ids)
 
-    def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: ApiPod,
-                          after: BootMark | None = None, gpus: int = 0) -> ApiPod:
+    def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: PodInfo,
+                          after: BootMark | None = None, gpus: int = 0) -> PodInfo:
         """Until the pod serves. `after`: a start or container PATCH was sent (update): wait for a
         new boot first, and on failure the pod is kept (it is in state), not deleted. `gpus`: the
         boot must show that many GPUs (a start on a host whose GPU was rented comes up with zero),
@@ -213,14 +212,14 @@ class PodProvider(dynamic.ResourceProvider):
         _say(spec, f"pod {pod.id} ready after {waiter.polls} polls")
         return ready
 
-    def _stop_when_placed(self, client: RunPodClient, spec: PodSpec, pod: ApiPod) -> ApiPod:
+    def _stop_when_placed(self, client: RunPodClient, spec: PodSpec, pod: PodInfo) -> PodInfo:
         """`running: false` at create: place the pod (so the GPU and host are chosen), then stop it."""
         ReadinessWaiter(get_pod=lambda: client.get_pod(pod.id), read_logs=lambda _last: [], probes=[],
                         timeout_s=spec.ready_timeout_s, say=lambda line: _say(spec, line),
                         sleep=_interruptible_sleep).wait()
         return client.stop_pod(pod.id)
 
-    def _replace_on_wake(self, client: RunPodClient, spec: PodSpec, old: ApiPod, why: str) -> dynamic.UpdateResult:
+    def _replace_on_wake(self, client: RunPodClient, spec: PodSpec, old: PodInfo, why: str) -> dynamic.UpdateResult:
         """The stopped pod cannot get a GPU on its host (a stopped pod keeps its host: runpod-python#168,
         runpod/docs pods/troubleshooting/zero-gpus.mdx). The network volume holds everything, so a new pod
         through the usual GPU walk serves the same; the old one is deleted only once the new one serves.
@@ -267,7 +266,7 @@ class PodProvider(dynamic.ResourceProvider):
         # What the pod does now wins: a pod that stopped itself (idle stop, a crash) or was stopped
         # in the console reads back as running: false, one started in the console as running: true;
         # `status` (an output) keeps the exact observed status.
-        # Absent or null means unknown, never empty (wire.Pod); an echo the server normalised (image
+        # Absent or null means unknown, never empty (wire.PodInfo); an echo the server normalised (image
         # `docker.io/library/x:latest`, ports in another order) is the same value, not drift: either
         # would PATCH, i.e. reset the pod, on every refresh-first `up`.
         image, ports = inputs.get("image"), inputs.get("ports")
@@ -279,7 +278,7 @@ class PodProvider(dynamic.ResourceProvider):
         # reads as not running, so `up` heals it (update restarts it).
         if not_serving:
             _say_id(pod.id, f"pod {pod.id} is RUNNING but not serving ({not_serving}): `pulumi up` restarts it")
-        inputs.update(running=pod.status in RUNNING_STATUSES and not not_serving, image=image, ports=ports)
+        inputs.update(running=pod.status in UP_STATUSES and not not_serving, image=image, ports=ports)
         if pod.env is not None:
             # Only the keys the program owns: RunPod injects others (startSsh's PUBLIC_KEY, RUNPOD_*)
             # and they are not drift. An owned key changed or gone on the pod is.
@@ -307,7 +306,7 @@ class PodProvider(dynamic.ResourceProvider):
                 foreign = {k: v for k, v in (before.env or {}).items() if k not in owned}
                 pod = client.update_pod(id_, spec.update_request(changed, foreign_env=foreign))
                 _say(spec, f"updated pod {id_} in place ({', '.join(changed)})")
-            stopped = before.status in (PodStatus.EXITED, PodStatus.ERROR)
+            stopped = before.status in STOPPED_STATUSES
             woken = False
             if spec.running and stopped:
                 mark = mark or _boot_mark(client, before)
@@ -378,7 +377,7 @@ class Pod(dynamic.Resource, module="runpod", name="Pod"):
 
 
 # --- helpers: one mapping each ----------------------------------------------------------------
-def _outs(spec: PodSpec, pod: ApiPod) -> dict[str, Any]:
+def _outs(spec: PodSpec, pod: PodInfo) -> dict[str, Any]:
     """The state: every input echoed (diff compares like with like), plus what RunPod decided."""
     outs = {k: _dump(getattr(spec, k, None)) for k in INPUT_KEYS}
     http_ports = [int(p.split("/")[0]) for p in (spec.ports or []) if p.endswith("/http")]
@@ -503,7 +502,7 @@ def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELET
         raise DeleteTimeout(pod_id, timeout_s)
 
 
-def _start(client: RunPodClient, spec: PodSpec, pod_id: str, mark: BootMark) -> ApiPod:
+def _start(client: RunPodClient, spec: PodSpec, pod_id: str, mark: BootMark) -> PodInfo:
     """`podAction` start of a stopped pod (same host). An error answer is not the outcome (a start can
     answer an error and start anyway: runpod/runpodctl#45): the pod's observed state decides. A
     refusal (400/409: e.g. the host's GPU is taken) is judged from one read; an answer lost to a 5xx
@@ -518,12 +517,12 @@ def _start(client: RunPodClient, spec: PodSpec, pod_id: str, mark: BootMark) -> 
                                "(no GPU billed)", "pulumi up") from None
         refused = isinstance(e, (api_errors.BadRequestError, api_errors.CapacityError, api_errors.ConflictError))
 
-        def booted() -> ApiPod | None:
+        def booted() -> PodInfo | None:
             try:
                 now = client.get_pod(pod_id)
             except (api_errors.RateLimitedError, api_errors.ServerError, api_errors.TransportError):
                 return None
-            return now if boot_is_new(now, mark, time.monotonic()) and now.status in RUNNING_STATUSES else None
+            return now if boot_is_new(now, mark, time.monotonic()) and now.status in UP_STATUSES else None
 
         now = booted() if refused else poll_until(booted, timeout_s=BOOT_GRACE_S, delays=START_POLL.delays(),
                                                   sleep=_interruptible_sleep)
@@ -539,7 +538,7 @@ def _start(client: RunPodClient, spec: PodSpec, pod_id: str, mark: BootMark) -> 
     return pod
 
 
-def _failed_create(client: RunPodClient, spec: PodSpec, pod: ApiPod, cause: BaseException) -> BaseException:
+def _failed_create(client: RunPodClient, spec: PodSpec, pod: PodInfo, cause: BaseException) -> BaseException:
     """Delete the pod of a create that failed, and return the exception to report."""
     if isinstance(cause, Interrupted):
         _say(spec, f"interrupted: deleting pod {pod.id} (`make pods` lists this stack's pods)")
@@ -569,7 +568,7 @@ def _pod_id(id_: str, props: dict[str, Any]) -> str:
     return pod_id if isinstance(pod_id, str) and pod_id else id_
 
 
-def _not_serving(client: RunPodClient, pod: ApiPod, props: dict[str, Any]) -> str | None:
+def _not_serving(client: RunPodClient, pod: PodInfo, props: dict[str, Any]) -> str | None:
     """Why a pod the state says is running, and RunPod shows RUNNING with a container, does not
     serve; None if it serves or may still be starting. A probe that fails twice is not yet proof: the
     pod's log must say its startup stopped (its last phase is `failed`) or that it had served
@@ -611,7 +610,7 @@ def _interruptible_sleep(seconds: float) -> None:
         raise Interrupted()
 
 
-def _boot_mark(client: RunPodClient, pod: ApiPod) -> BootMark:
+def _boot_mark(client: RunPodClient, pod: PodInfo) -> BootMark:
     """The pod before a start/PATCH, with its current log lines (so none of them counts as the new
     boot's). The log read is best effort."""
     try:

@@ -42,7 +42,7 @@ from .api_errors import RateLimitedError, RunPodError, ServerError, TransportErr
 from .client import USER_AGENT
 from .polling import poll_delays, poll_until
 from .spec import Probe
-from .wire import Pod, PodStatus
+from .wire import FINAL_STATUSES, PodInfo, PodStatus
 # How long a pod may still show the state from before a start/PATCH (EXITED, or the old container)
 # before the wait says RunPod did not act on it.
 BOOT_GRACE_S = 300.0
@@ -62,7 +62,8 @@ class BootMark:
     boot_id: str | None = None  # the last `runpod-deploy boot=` id in those lines
 
     @classmethod
-    def before(cls, pod: Pod, log_events: list[LogEvent] = (), clock: Callable[[], float] = time.monotonic) -> BootMark:
+    def before(cls, pod: PodInfo, log_events: list[LogEvent] = (),
+               clock: Callable[[], float] = time.monotonic) -> BootMark:
         ids = [i for i, _ in log_events if i]
         boots = [e.value for _, line in log_events if (e := protocol.parse(line)) is not None and e.kind == "boot"]
         return cls(pod.status, pod.startedAt, clock(), frozenset(log_keys(log_events)), ids[-1] if ids else None,
@@ -85,7 +86,7 @@ def log_keys(events: list[LogEvent]) -> list[tuple | None]:
     return keys
 
 
-def boot_is_new(pod: Pod, mark: BootMark | None, now: float) -> bool:
+def boot_is_new(pod: PodInfo, mark: BootMark | None, now: float) -> bool:
     """Proof that `pod` shows a boot begun after `mark` (always true without a mark): it is
     PROVISIONING/STARTING where it was not, or its `startedAt` moved, or the container's
     `runtime.uptime` ("seconds since the container started", spec PodRuntime) is shorter than the
@@ -127,7 +128,7 @@ class ZeroGpus(NotReady):
     """The new boot shows fewer GPUs than asked: a stopped pod started on a host whose GPU was rented
     meanwhile comes up with zero (runpod/docs pods/troubleshooting/zero-gpus.mdx), and vLLM crash-loops."""
 
-    def __init__(self, pod: Pod, count: int):
+    def __init__(self, pod: PodInfo, count: int):
         super().__init__(f"the pod came up with {count} GPUs", pod.status)
         self.pod, self.count = pod, count
 
@@ -148,7 +149,7 @@ class ReadinessWaiter:
     """Polls one pod until it serves. `get_pod` and `read_logs` are the client's calls; `schedule`
     gives the delays between polls (read when `wait()` starts, so RUNPOD_DEPLOY_POLL_S applies)."""
 
-    get_pod: Callable[[], Pod]
+    get_pod: Callable[[], PodInfo]
     read_logs: Callable[[str | None], list[LogEvent]]  # events after the given id (None: the tail)
     probes: list[Probe]
     timeout_s: float  # absolute cap
@@ -161,7 +162,7 @@ class ReadinessWaiter:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     polls: int = 0
-    _last: Pod | None = None
+    _last: PodInfo | None = None
     _failing: list[Probe] = field(default_factory=list)
     _unanswered: RunPodError | None = None  # the last poll's transient error, if it had one
     _fresh: bool = False
@@ -174,7 +175,7 @@ class ReadinessWaiter:
     _started: float = 0.0
     _last_status: str | None = None
 
-    def wait(self) -> Pod:
+    def wait(self) -> PodInfo:
         self._started = self._progress_at = self.clock()
         self._fresh = self.after is None
         if self.after is not None:
@@ -193,7 +194,7 @@ class ReadinessWaiter:
         raise NotReady(f"not ready after {self.timeout_s:.0f}s: still waiting for {waiting_for}",
                        last.status if last else None)
 
-    def _look(self) -> Pod | None:
+    def _look(self) -> PodInfo | None:
         """One poll: the pod if it serves, None if not yet; NotReady if it went down, stalled or
         its startup said it failed."""
         self.polls += 1
@@ -216,7 +217,7 @@ class ReadinessWaiter:
         if not self._fresh:
             # Still the state from before the start/PATCH: EXITED is not final, a probe would reach
             # the old container. ERROR/TERMINATED are final all the same.
-            if pod.status in (PodStatus.ERROR, PodStatus.TERMINATED):
+            if pod.status in FINAL_STATUSES:
                 raise NotReady(f"pod went to {pod.status}", pod.status)
             if now - self._started > self.boot_grace_s:
                 raise NotReady(f"RunPod still shows the pod {pod.status} as before, {now - self._started:.0f}s "

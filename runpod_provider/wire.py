@@ -26,7 +26,7 @@ from pydantic import (
 
 
 class PodStatus(StrEnum):
-    """The pod statuses this project acts on. `Pod.status` stays a plain string, so a status the
+    """The pod statuses this project acts on. `PodInfo.status` stays a plain string, so a status the
     API adds later does not break parsing; these members compare equal to it."""
 
     PROVISIONING = "PROVISIONING"
@@ -37,8 +37,16 @@ class PodStatus(StrEnum):
     TERMINATED = "TERMINATED"
 
 
-# No container runs in these, and none will start without an action.
-DOWN_STATUSES = frozenset({PodStatus.EXITED, PodStatus.ERROR, PodStatus.TERMINATED})
+# The status groups the provider acts on, named once.
+# A container runs, or is on its way (RunPod shows RUNNING before it really runs: PodInfo.container_up).
+UP_STATUSES = frozenset({PodStatus.PROVISIONING, PodStatus.STARTING, PodStatus.RUNNING})
+# Stopped: nothing runs, and a `start` action is what brings the container back (EXITED: stopped by
+# us, the console, an idle stop or the container exiting; ERROR: the container could not run).
+STOPPED_STATUSES = frozenset({PodStatus.EXITED, PodStatus.ERROR})
+# Final even right after a start or PATCH (an EXITED then may still be the old container's status).
+FINAL_STATUSES = frozenset({PodStatus.ERROR, PodStatus.TERMINATED})
+# Nothing runs, and nothing will without an action.
+DOWN_STATUSES = STOPPED_STATUSES | {PodStatus.TERMINATED}
 
 Cloud = Literal["SECURE", "COMMUNITY"]
 Port = Annotated[str, StringConstraints(pattern=r"^\d+/(http|tcp)$")]
@@ -61,15 +69,8 @@ class GpuRequest(_Request):
     id: str = Field(min_length=1, description="One GPU type id from /catalog/gpus, e.g. 'NVIDIA L40S'")
     # Quirk: leaving out gpu.count made every create fail with a capacity 400, so it is always sent.
     count: int = Field(default=1, ge=1)
+    # The host CUDA floor. (The API's other form, allowedCudaVersions, is not used: a floor says it.)
     minCudaVersion: CudaVersion | None = None
-    allowedCudaVersions: list[CudaVersion] | None = None
-
-    @model_validator(mode="after")
-    def _cuda_constraints_exclusive(self) -> GpuRequest:
-        # The API answers 400 to both; catching it here gives a clearer message.
-        if self.allowedCudaVersions and self.minCudaVersion:
-            raise ValueError("set either minCudaVersion or a non-empty allowedCudaVersions, not both")
-        return self
 
 
 class NetworkMount(_Request):
@@ -107,8 +108,7 @@ class UpdatePodRequest(_Request):
     ports: list[Port] | None = None
     # Quirk: PATCH env replaces the whole map (keys not sent are dropped), so send all of it.
     env: dict[str, str] | None = Field(default=None, repr=False)
-    mounts: Mounts | None = None
-    locked: bool | None = None
+    # The volume mount is replace-only (runpod_provider/spec.py), so `mounts` is never PATCHed.
 
 
 class PodActionRequest(_Request):
@@ -187,7 +187,7 @@ class PodSsh(_Response):
     direct: SshEndpoint | None = None
 
 
-class Pod(_Response):
+class PodInfo(_Response):
     id: str
     name: str = ""
     status: str = ""
@@ -220,11 +220,6 @@ class Pod(_Response):
         Only the API's view: the services inside still need their own health checks.
         """
         return self.status == PodStatus.RUNNING and self.runtime is not None
-
-    @property
-    def stopped(self) -> bool:
-        """EXITED: stopped (by us, the console, or the container exiting); start it to run again."""
-        return self.status == PodStatus.EXITED
 
     @property
     def gone(self) -> bool:

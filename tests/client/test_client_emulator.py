@@ -112,7 +112,7 @@ def test_start_refused_for_lack_of_gpu_on_the_host_is_a_capacity_error(client, e
         client.start_pod(pod.id)
     client.start_pod(pod.id)  # accepted now; the pod reads EXITED until the start takes effect
     deadline = time.monotonic() + 5
-    while client.get_pod(pod.id).stopped:
+    while client.get_pod(pod.id).status == "EXITED":
         assert time.monotonic() < deadline
         time.sleep(0.05)
 

@@ -10,8 +10,11 @@ from runpod_provider.wire import (
     Mounts,
     NetworkMount,
     NetworkVolume,
-    Pod,
+    FINAL_STATUSES,
+    STOPPED_STATUSES,
+    UP_STATUSES,
     PodActionRequest,
+    PodInfo,
     UpdatePodRequest,
 )
 
@@ -77,16 +80,8 @@ def test_ports_must_be_port_slash_http_or_tcp(port):
         minimal_create(ports=[port])
 
 
-def test_cuda_floor_and_nonempty_allow_list_are_exclusive():
-    with pytest.raises(pydantic.ValidationError, match="not both"):
-        GpuRequest(id="g", minCudaVersion="12.8", allowedCudaVersions=["12.8"])
-    # An explicit [] states no constraint, so it may accompany a floor (spec).
-    assert GpuRequest(id="g", minCudaVersion="12.8", allowedCudaVersions=[]).to_body() == {
-        "id": "g",
-        "count": 1,
-        "minCudaVersion": "12.8",
-        "allowedCudaVersions": [],
-    }
+def test_the_gpu_request_carries_the_cuda_floor_and_always_a_count():
+    assert GpuRequest(id="g", minCudaVersion="12.8").to_body() == {"id": "g", "count": 1, "minCudaVersion": "12.8"}
 
 
 def test_only_one_network_mount_is_allowed():
@@ -123,7 +118,7 @@ def test_pod_parses_the_live_payload_with_quirks(live_pod):
     # and missing keys.
     payload = live_pod(cost="0.86", disk="30", newField={"x": 1}, runtime=None)
     del payload["registry"], payload["actions"]
-    pod = Pod.model_validate(payload)
+    pod = PodInfo.model_validate(payload)
     assert pod.cost == 0.86 and pod.disk == 30
     assert pod.gpu.id == "NVIDIA L40S" and pod.gpu.count == 1 and pod.gpu.memory is None
     assert pod.runtime is None and pod.mounts is None and pod.actions == []
@@ -131,9 +126,9 @@ def test_pod_parses_the_live_payload_with_quirks(live_pod):
 
 
 def test_running_without_runtime_is_not_up(live_pod):
-    assert not Pod.model_validate(live_pod(status="RUNNING", runtime=None)).container_up
-    assert not Pod.model_validate(live_pod(status="STARTING", runtime={})).container_up
-    assert Pod.model_validate(live_pod(status="RUNNING", runtime={"ports": []})).container_up
+    assert not PodInfo.model_validate(live_pod(status="RUNNING", runtime=None)).container_up
+    assert not PodInfo.model_validate(live_pod(status="STARTING", runtime={})).container_up
+    assert PodInfo.model_validate(live_pod(status="RUNNING", runtime={"ports": []})).container_up
 
 
 def test_runtime_ports_parse_including_the_internal_http_entry(live_pod):
@@ -145,7 +140,7 @@ def test_runtime_ports_parse_including_the_internal_http_entry(live_pod):
             {"ip": None, "private": 8000, "public": None, "type": "http"},
         ],
     }
-    ports = Pod.model_validate(live_pod(runtime=runtime)).runtime.ports
+    ports = PodInfo.model_validate(live_pod(runtime=runtime)).runtime.ports
     assert [(p.private, p.public, p.type) for p in ports] == [
         (19123, 60821, "http"),
         (22, 35558, "tcp"),
@@ -154,7 +149,7 @@ def test_runtime_ports_parse_including_the_internal_http_entry(live_pod):
 
 
 def test_pod_parses_the_spec_list_example_with_mounts_and_ssh(live_pod):
-    pod = Pod.model_validate(
+    pod = PodInfo.model_validate(
         live_pod(
             mounts={"network": [{"path": "/workspace", "volumeId": "grvtso8ftn"}]},
             gpu={"id": "NVIDIA GeForce RTX 4090", "count": 1, "vcpuCount": 16, "memory": 64},
@@ -171,7 +166,7 @@ def test_pod_parses_the_spec_list_example_with_mounts_and_ssh(live_pod):
 
 
 def test_pod_repr_hides_env(live_pod):
-    assert "s3cret" not in repr(Pod.model_validate(live_pod(env={"TOKEN": "s3cret"})))
+    assert "s3cret" not in repr(PodInfo.model_validate(live_pod(env={"TOKEN": "s3cret"})))
 
 
 def test_network_volume_parses_the_recorded_list_item():
@@ -204,13 +199,15 @@ def test_gpu_stock_when_unavailable_everywhere_or_not_requested():
     assert GpuType.model_validate({"id": "g"}).stock_in("EU-RO-1") is None
 
 
-@pytest.mark.parametrize("status,stopped,gone,down", [
-    ("RUNNING", False, False, False),
-    ("EXITED", True, False, True),
-    ("ERROR", False, False, True),
-    ("TERMINATED", False, True, True),
-    ("SOMETHING_NEW", False, False, False),  # an unknown status still parses
+@pytest.mark.parametrize("status,up,stopped,final,gone,down", [
+    ("PROVISIONING", True, False, False, False, False),
+    ("RUNNING", True, False, False, False, False),
+    ("EXITED", False, True, False, False, True),
+    ("ERROR", False, True, True, False, True),
+    ("TERMINATED", False, False, True, True, True),
+    ("SOMETHING_NEW", False, False, False, False, False),  # an unknown status still parses
 ])
-def test_pod_status_properties(live_pod, status, stopped, gone, down):
-    pod = Pod.model_validate(live_pod(status=status))
-    assert (pod.stopped, pod.gone, pod.down) == (stopped, gone, down)
+def test_pod_status_groups(live_pod, status, up, stopped, final, gone, down):
+    pod = PodInfo.model_validate(live_pod(status=status))
+    groups = (pod.status in UP_STATUSES, pod.status in STOPPED_STATUSES, pod.status in FINAL_STATUSES)
+    assert (*groups, pod.gone, pod.down) == (up, stopped, final, gone, down)

@@ -28,7 +28,7 @@ from runpod_provider.spec import (
     Probe,
     change_kinds,
 )
-from runpod_provider.wire import Pod
+from runpod_provider.wire import PodInfo
 
 BASE = {
     "name_prefix": "runpod-deploy-dev-olmocr",
@@ -296,7 +296,7 @@ def waiter(pods, probes=(), timeout_s=100):
         pod = next(it)
         if isinstance(pod, Exception):
             raise pod
-        return Pod.model_validate(pod)
+        return PodInfo.model_validate(pod)
 
     return ReadinessWaiter(get_pod=get_pod, read_logs=lambda _last: [], probes=list(probes),
                            timeout_s=timeout_s, say=lambda _: None, schedule=lambda: Backoff(1).delays(),
@@ -354,27 +354,27 @@ OLD_START = "2026-12-01T10:00:00Z"
 
 
 def mark_of(pod: dict, at: float = 0.0, log_ids=()) -> BootMark:
-    return BootMark(pod["status"], Pod.model_validate(pod).startedAt, at, frozenset(log_ids),
+    return BootMark(pod["status"], PodInfo.model_validate(pod).startedAt, at, frozenset(log_ids),
                     log_ids[-1] if log_ids else None)
 
 
 def test_a_new_boot_is_proven_by_the_status_walk_startedat_or_a_short_uptime():
     before = {"id": "p", "status": "RUNNING", "startedAt": OLD_START, "runtime": {"uptime": 500}}
     mark = mark_of(before, at=0.0)
-    same = Pod.model_validate({**before, "runtime": {"uptime": 510}})
+    same = PodInfo.model_validate({**before, "runtime": {"uptime": 510}})
     assert not boot_is_new(same, mark, now=10.0)  # the old container, still up
-    assert not boot_is_new(Pod.model_validate({**before, "status": "EXITED", "runtime": None}), mark, now=10.0)
-    assert boot_is_new(Pod.model_validate({**before, "status": "STARTING", "runtime": None}), mark, now=10.0)
-    assert boot_is_new(Pod.model_validate({**before, "startedAt": "2026-12-01T10:09:00Z"}), mark, now=10.0)
-    assert boot_is_new(Pod.model_validate({**before, "runtime": {"uptime": 3}}), mark, now=10.0)
-    assert not boot_is_new(Pod.model_validate({**before, "runtime": {"uptime": 10}}), mark, now=10.0)  # rounding
+    assert not boot_is_new(PodInfo.model_validate({**before, "status": "EXITED", "runtime": None}), mark, now=10.0)
+    assert boot_is_new(PodInfo.model_validate({**before, "status": "STARTING", "runtime": None}), mark, now=10.0)
+    assert boot_is_new(PodInfo.model_validate({**before, "startedAt": "2026-12-01T10:09:00Z"}), mark, now=10.0)
+    assert boot_is_new(PodInfo.model_validate({**before, "runtime": {"uptime": 3}}), mark, now=10.0)
+    assert not boot_is_new(PodInfo.model_validate({**before, "runtime": {"uptime": 10}}), mark, now=10.0)  # rounding
     assert boot_is_new(same, None, now=0.0)  # no start/PATCH: nothing to prove
 
 
 def waiter_after(pods, mark, logs=(), **kw):
     t = FakeTime()
     it, batches = iter(pods), iter(logs)
-    return ReadinessWaiter(get_pod=lambda: Pod.model_validate(next(it)),
+    return ReadinessWaiter(get_pod=lambda: PodInfo.model_validate(next(it)),
                            read_logs=lambda _last: next(batches, []), probes=[], timeout_s=kw.pop("timeout_s", 100),
                            say=lambda _: None, schedule=lambda: Backoff(1).delays(), clock=t.clock, sleep=t.sleep,
                            after=mark, **kw)
@@ -428,7 +428,7 @@ def test_an_image_echoed_in_its_full_form_is_the_same_image():
 
 
 def test_a_pod_answer_without_env_or_ports_means_unknown_not_empty():
-    pod = Pod.model_validate({"id": "p", "env": None})
+    pod = PodInfo.model_validate({"id": "p", "env": None})
     assert pod.env is None and pod.ports is None
 
 
@@ -454,7 +454,7 @@ def test_two_lines_sharing_a_one_second_id_both_count_and_a_resent_second_is_dro
 def test_a_new_boot_id_in_the_log_proves_the_new_boot_when_runpods_fields_do_not():
     """An opaque reset: RUNNING throughout, startedAt unchanged, uptime still the old one's."""
     before = {"id": "p", "status": "RUNNING", "startedAt": OLD_START, "runtime": {"uptime": 500, "ports": []}}
-    mark = BootMark.before(Pod.model_validate(before), [("1", "runpod-deploy boot=aaaa"), ("2", "x")],
+    mark = BootMark.before(PodInfo.model_validate(before), [("1", "runpod-deploy boot=aaaa"), ("2", "x")],
                            clock=lambda: 0.0)
     assert mark.boot_id == "aaaa"
     pods = [{**before, "runtime": None}] * 3 + [{**before, "runtime": {"uptime": 510, "ports": []}}] * 3
@@ -469,7 +469,7 @@ def test_a_new_boot_id_in_the_log_proves_the_new_boot_when_runpods_fields_do_not
 
 def test_the_old_containers_failed_line_before_the_new_boot_does_not_end_the_wait():
     before = {"id": "p", "status": "RUNNING", "startedAt": OLD_START, "runtime": {"uptime": 500, "ports": []}}
-    mark = BootMark.before(Pod.model_validate(before), [("1", "runpod-deploy boot=aaaa")], clock=lambda: 0.0)
+    mark = BootMark.before(PodInfo.model_validate(before), [("1", "runpod-deploy boot=aaaa")], clock=lambda: 0.0)
     logs = [[("2", "runpod-deploy error=old"), ("3", "runpod-deploy phase=failed")],
             [("4", "runpod-deploy boot=cccc")]]
     w = waiter_after([{**before, "runtime": None}] * 3 + [{**before, "runtime": {"uptime": 1, "ports": []}}],
