@@ -290,6 +290,7 @@ def test_a_failing_download_stops_the_setup_at_once(h):
 def test_killed_vllm_is_restarted(h):
     run = h.start()
     run.wait_for(READY)
+    run.wait_for(r"Open WebUI is up")  # started after its admin step
     first = h.records("vllm")[0]["pid"]
     os.kill(first, signal.SIGKILL)
     run.wait_for(r"^runpod-deploy error=vllm exited with status 137; restart 1/5 in 1s$")
