@@ -41,13 +41,10 @@ class ModelServer(pulumi.ComponentResource):
         name_token = NameToken(f"{name}-pod-name-token", opts=child)
 
         env = pod_env.startup_env(name, model, cfg)
-        secret_env = {
-            "VLLM_API_KEY": api_key.result,
-            "WEBUI_ADMIN_PASSWORD": admin_password.result,
-            "WEBUI_SECRET_KEY": webui_secret.result,
-        }
-        if cfg.hf_token:
-            secret_env["HF_TOKEN"] = pulumi.Output.secret(cfg.hf_token)
+        secret_env = pod_env.secret_env(
+            vllm_api_key=api_key.result, webui_admin_password=admin_password.result,
+            webui_secret_key=webui_secret.result,
+            hf_token=pulumi.Output.secret(cfg.hf_token) if cfg.hf_token else None)
 
         pod = Pod(name, {
             # The token keeps the orphan sweep off every pod this stack's state did not name.

@@ -16,8 +16,9 @@ import lzma
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
-from startup.agent import bundle, lockfiles
+from startup.agent import bundle, lockfiles, protocol
 
 from .schema import ModelConfig, StackConfig
 
@@ -37,7 +38,7 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 # Secrets the script reads from env; the stack passes them as Pulumi secrets, never in startup_env().
 # VLLM_API_KEY is required; the others are optional (Open WebUI starts only with WEBUI_ADMIN_PASSWORD).
-SECRET_ENV_VARS: tuple[str, ...] = ("VLLM_API_KEY", "HF_TOKEN", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY")
+SECRET_ENV_VARS = protocol.SECRET_ENV_VARS  # the agent reads them: named once, in its protocol
 
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]+")  # embedded in the bash -c string: no quoting needed
 
@@ -166,4 +167,14 @@ def startup_env(name: str, model: ModelConfig, cfg: StackConfig, *, workspace: s
         env["MODEL_LOCAL_DIR"] = model.local_dir
     if model.idle_stop_minutes is not None:
         env["IDLE_STOP_MINUTES"] = str(model.idle_stop_minutes)
+    return env
+
+
+def secret_env(*, vllm_api_key: Any, webui_admin_password: Any, webui_secret_key: Any,
+               hf_token: Any = None) -> dict[str, Any]:
+    """The pod's secret env (values are Pulumi secrets), under the names the agent reads
+    (``SECRET_ENV_VARS``); HF_TOKEN only when there is one."""
+    env = {"VLLM_API_KEY": vllm_api_key, "WEBUI_ADMIN_PASSWORD": webui_admin_password,
+           "WEBUI_SECRET_KEY": webui_secret_key, **({"HF_TOKEN": hf_token} if hf_token is not None else {})}
+    assert set(env) <= set(SECRET_ENV_VARS), set(env) - set(SECRET_ENV_VARS)
     return env

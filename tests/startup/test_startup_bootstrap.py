@@ -268,3 +268,11 @@ def test_the_bootstrap_one_liner_is_shellcheck_clean(tmp_path):
 def test_readme_shows_the_real_args_string():
     readme = (REPO / "startup" / "README.md").read_text()
     assert shlex.join(bootstrap_command()) in readme
+
+
+def test_the_stack_sends_the_secrets_under_the_names_the_agent_reads():
+    from startup.agent import protocol
+
+    env = pod_env.secret_env(vllm_api_key="k", webui_admin_password="p", webui_secret_key="s", hf_token="h")
+    assert set(env) == set(protocol.SECRET_ENV_VARS) and pod_env.SECRET_ENV_VARS is protocol.SECRET_ENV_VARS
+    assert "HF_TOKEN" not in pod_env.secret_env(vllm_api_key="k", webui_admin_password="p", webui_secret_key="s")
