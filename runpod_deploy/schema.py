@@ -21,7 +21,7 @@ DEFAULT_GPU_TYPES = ["NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX
 MODEL_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 VERSION_RE = r"^\d+\.\d+(\.\d+)?$"
 PORT_RE = r"^\d{1,5}/(http|tcp)$"
-# The API gate's own syntax (startup/agent/gate.py parses the same at the pod): a host name; a route.
+# The API gate's own syntax (startup/children/gate.py parses the same at the pod): a host name; a route.
 MEDIA_HOST_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$"
 API_ROUTE_RE = r"^(GET|POST|PUT|PATCH|DELETE) (/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$"
 MODEL_NAME_MAX = 31  # with the project, the stack and 6 random characters it makes the pod name
