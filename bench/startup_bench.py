@@ -1,4 +1,4 @@
-"""Figure 3: the REAL startup/startup.sh, cold (empty volume) then warm (same volume, after a stop
+"""Figure 3: the REAL pod agent (startup/agent/), cold (empty volume) then warm (same volume, after a stop
 that wiped the container disk, so the venvs are restored from the volume's archives), in
 devkit.startup's sandbox (stub uv, nvidia-smi, hf, vllm, open-webui on PATH; the stubs record
 every call). Measured: seconds from launch to `runpod-deploy phase=ready`, when each phase
@@ -51,7 +51,7 @@ def _watch(run, timeout: float) -> tuple[float, dict[str, float]]:
         if run.proc.poll() is not None:
             break
         time.sleep(0.01)
-    raise RuntimeError(f"startup.sh did not print `{READY}` within {timeout}s; output:\n{run.output[-3000:]}")
+    raise RuntimeError(f"the agent did not print `{READY}` within {timeout}s; output:\n{run.output[-3000:]}")
 
 
 def _one(h, kind: str, before: int) -> StartRun:
@@ -71,7 +71,7 @@ def _one(h, kind: str, before: int) -> StartRun:
         stub_calls=len(recs),
     )
     if run.stop() != 0:
-        raise RuntimeError(f"startup.sh did not stop cleanly ({kind}); output:\n{run.output[-3000:]}")
+        raise RuntimeError(f"the agent did not stop cleanly ({kind}); output:\n{run.output[-3000:]}")
     return res
 
 
