@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from runpod_provider.client import ApiKeyError, find_api_key
+from runpod_provider.keys import ApiKeyError, find_api_key
 from runpod_provider.naming import PREFIX_MAX
 from runpod_provider.provider_errors import MISSING_API_KEY
 

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from startup.agent import protocol
 
 from . import api_errors, server_hooks
-from .client import ApiKeyError, RunPodClient, find_api_key
+from .client import RunPodClient
+from .keys import ApiKeyError, find_api_key
 from .provider_errors import (CleanupFailed, CreateInterrupted, CreateOutcomeUnknown, DeleteRateLimited, DeleteTimeout,
                               Interrupted, MalformedApiKey, MissingApiKey, NoCapacityAnywhere, PodNotReady,
                               PodVanished, RunPodFailed, StartRefused, WokeWithoutGpu)

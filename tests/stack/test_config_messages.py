@@ -13,7 +13,7 @@ import yaml
 
 from runpod_deploy import config
 from runpod_provider import api_errors
-from runpod_provider.client import ApiKeyError, check_api_key, find_api_key
+from runpod_provider.keys import ApiKeyError, check_api_key, find_api_key
 from runpod_provider.provider_errors import RunPodFailed
 
 ROOT = Path(__file__).resolve().parents[2]
