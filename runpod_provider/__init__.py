@@ -1,6 +1,7 @@
 """The `runpod:Pod` dynamic resource and the RunPod REST v2 client under it, one job per file:
 
 - `pod.py`: the Pulumi provider (check, diff, create, read, update, delete) and the `Pod` resource.
+- `placement.py`: the GPU walk's policy: which GPU type a create tries next, and why others were passed over.
 - `spec.py`: the resource's inputs (`PodSpec`), what a change to each does, and its request bodies.
 - `naming.py`: how pods are named, so a stack's pods and a create's leftovers can be found.
 - `readiness.py`: waiting until a pod serves (API status, then HTTP probes through the proxy).
