@@ -96,7 +96,7 @@ def _time_scaled(res: PollResults) -> None:
 
     from runpod_emulator import Emulator
     from runpod_provider.client import RunPodClient
-    from runpod_provider.pod import _delete_and_wait
+    from runpod_provider.pod import delete_and_wait
     from runpod_provider.readiness import ReadinessWaiter
     from runpod_provider.spec import Probe
     from runpod_provider.wire import CreatePodRequest, GpuRequest
@@ -122,7 +122,7 @@ def _time_scaled(res: PollResults) -> None:
             calls = emu.requests[n0:]
             res.scaled_polls = sum(1 for c in calls if c["method"] == "GET" and c["path"] == f"/v2/pods/{pod.id}")
             res.scaled_logs = sum(1 for c in calls if c["path"] == f"/v2/pods/{pod.id}/logs")
-            _delete_and_wait(client, pod.id)
+            delete_and_wait(client, pod.id)
     finally:
         client.close()
         emu.stop()

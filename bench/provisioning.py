@@ -105,7 +105,7 @@ def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:
     from runpod_deploy.model_server import PORTS
     from runpod_provider.client import RunPodClient
     from runpod_provider.naming import name_prefix, new_pod_name
-    from runpod_provider.pod import _delete_and_wait
+    from runpod_provider.pod import delete_and_wait
     from runpod_provider.readiness import ReadinessWaiter
     from runpod_provider.spec import PodSpec
 
@@ -138,7 +138,7 @@ def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:
             res.baseline_polls.append(waiter.polls)
     finally:
         for pid in created:
-            _delete_and_wait(client, pid)
+            delete_and_wait(client, pid)
         client.close()
 
 

@@ -21,13 +21,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from runpod_provider.client import ApiKeyError, find_api_key
+from runpod_provider.keys import ApiKeyError, find_api_key
 from runpod_provider.naming import PREFIX_MAX
 from runpod_provider.provider_errors import MISSING_API_KEY
 
 from startup.agent.protocol import VLLM_PORT, WEBUI_PORT
 
-from . import pod_env, pricing
+from . import messages, pod_env, pricing, vllm_flags
 from .schema import DEFAULT_GPU_TYPES, MODEL_NAME_MAX, NS, GpuProfile, ModelConfig, StackConfig
 
 __all__ = ["NS", "DEFAULT_GPU_TYPES", "ConfigError", "GpuProfile", "ModelConfig", "StackConfig", "load",
@@ -113,13 +113,13 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None,
     try:
         cfg = StackConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(problems + [_explain(err) for err in e.errors()]) from None
+        raise ConfigError(problems + [messages.explain(err) for err in e.errors()]) from None
     needing = [n for n, m in cfg.models.items() if m.needs_hf_token]
     if needing and not cfg.hf_token:
         problems.append(f"{NS}:hfToken: models {needing} need a HuggingFace token: run "
                         f"`pulumi config set --secret {NS}:hfToken <token>` or export HF_TOKEN")
     for name, m in cfg.models.items():
-        problems += _vllm_arg_problems(name, m) + _port_problems(name, m)
+        problems += vllm_flags.arg_problems(name, m) + _port_problems(name, m)
     unknown = sorted(set(cfg.model_secrets or {}) - set(cfg.models))
     if unknown:
         problems += [f"{NS}:modelSecrets.{u}: no model {u!r} in {NS}:models (models: {', '.join(cfg.models)}); "
@@ -138,64 +138,8 @@ def load(get: Any, project: str, stack: str, env: dict[str, str] | None = None,
     return cfg
 
 
-# --- vLLM arguments and ports ------------------------------------------------------------------
-# Flags the program sets on `vllm serve` (startup/agent/profile.py) or passes as env: given again in
-# vllmArgs/extraArgs they would be silently overridden or, worse, override the program's (the
-# probes and URLs then point at nothing, or the API key output is no longer the one enforced).
-OWNED_FLAGS = {
-    "--api-key": "to choose the key, set it as modelSecrets.{model}.apiKey: `pulumi config set --secret --path "
-                 "'runpod-deploy:modelSecrets.{model}.apiKey' <key>` (it is the {model}_api_key output)",
-    "--port": "vLLM serves on port 8000, where the readiness probes and the {model}_api_url output point; "
-              "extraPorts exposes other ports",
-    "--host": "vLLM listens on 0.0.0.0, where RunPod's proxy reaches it",
-    "--served-model-name": "set models.{model}.servedModelName instead",
-    "--model": "set models.{model}.modelId (or a profile's modelId) instead",
-    "--revision": "set models.{model}.revision (or a profile's revision) instead",
-    "--max-model-len": "set maxModelLen in the model's gpuProfiles instead",
-    "--gpu-memory-utilization": "set gpuMemoryUtilization in the model's gpuProfiles instead",
-}
-# vLLM 0.11.2 parses these with json.loads (dict-typed engine args, vllm/engine/arg_utils.py): a
-# value that is not JSON stops vLLM at start, after the pod has been billing through the install.
-JSON_FLAGS = frozenset({
-    "--limit-mm-per-prompt", "--mm-processor-kwargs", "--media-io-kwargs", "--hf-overrides",
-    "--override-generation-config", "--speculative-config", "--kv-transfer-config", "--kv-events-config",
-    "--compilation-config", "--additional-config", "--override-pooler-config", "--pooler-config",
-    "--model-loader-extra-config", "--structured-outputs-config", "--default-chat-template-kwargs",
-})
+# --- ports ------------------------------------------------------------------
 PROGRAM_PORTS = {VLLM_PORT: "vLLM", WEBUI_PORT: "Open WebUI", 22: "SSH"}
-
-
-def _flags(args: list[str]) -> list[tuple[str, str | None]]:
-    """(flag, its value or None) for each `--flag value` / `--flag=value`; vLLM reads `_` as `-`."""
-    out = []
-    for i, arg in enumerate(args):
-        if not arg.startswith("--"):
-            continue
-        flag, eq, value = arg.partition("=")
-        if not eq:
-            nxt = args[i + 1] if i + 1 < len(args) else None
-            value = nxt if nxt is not None and not nxt.startswith("--") else None
-        out.append((flag.replace("_", "-"), value))
-    return out
-
-
-def _vllm_arg_problems(name: str, model: ModelConfig) -> list[str]:
-    lists = [(f"{NS}:models.{name}.vllmArgs", model.vllm_args)]
-    lists += [(f"{NS}:models.{name}.gpuProfiles.{gpu}.extraArgs", p.extra_args)
-              for gpu, p in model.gpu_profiles.items()]
-    problems = []
-    for key, args in lists:
-        for flag, value in _flags(args):
-            if flag in OWNED_FLAGS:  # never echo the value: --api-key carries a secret
-                problems.append(f"{key}: `{flag}` is the program's to set; remove it ("
-                                + OWNED_FLAGS[flag].format(model=name) + ")")
-            elif flag in JSON_FLAGS and value is not None:
-                try:
-                    json.loads(value)
-                except ValueError as e:
-                    problems.append(f"{key}: `{flag}` takes JSON (vLLM parses it with json.loads), but {value[:80]!r} "
-                                    f"is not JSON ({e}); write it like '{{\"video\": 0}}' (double quotes inside)")
-    return problems
 
 
 def _port_problems(name: str, model: ModelConfig) -> list[str]:
@@ -299,75 +243,6 @@ def _stack_name_problems(project: str, stack: str) -> list[str]:
                 f"(`{project}-<stack>-<model>`, {PREFIX_MAX} characters with a model name of up to "
                 f"{MODEL_NAME_MAX}); use a shorter one: `pulumi stack rename <new-name>`"]
     return []
-
-
-def _explain(err: dict[str, Any]) -> str:
-    """One pydantic error → `runpod-deploy:models.olmocr.gpuCount: must be ≥ 1 (got 0)`."""
-    loc = [str(p) for p in err["loc"]]
-    key = ("runpod:apiKey" if loc[:1] == ["apiKey"] else f"{NS}:" + ".".join(loc)) if loc else f"{NS}"
-    msg, kind, value = err["msg"].removeprefix("Value error, "), err["type"], err.get("input")
-    got = f" (got {value!r})" if _echoable(key, value) else ""
-    if kind == "extra_forbidden":
-        msg = ("unknown setting; modelSecrets.<model> takes apiKey and webuiAdminPassword"
-               if loc[:1] == ["modelSecrets"] else "unknown setting; check its spelling against docs/config.md")
-    elif kind == "missing":
-        msg = f"required; set it with `{_set_command(loc)}`"
-    elif isinstance(value, str) and kind in _QUOTABLE and _quoted(value, kind):
-        msg = f"{msg}{got}; write it without quotes in YAML"  # e.g. running: "true"
-    elif kind == "list_type":
-        msg = f"must be a list{got}, e.g. [\"--max-num-seqs\", \"64\"] or one `- item` per line in YAML"
-    elif kind in ("int_type", "int_from_float", "int_parsing"):
-        msg = f"must be a whole number{got}"
-    elif kind in ("float_type", "float_parsing"):
-        msg = f"must be a number{got}"
-    elif kind in ("dict_type", "model_type") and loc == ["models"]:
-        msg = ("must be a map of model name → settings, e.g. `models: {olmocr: {modelId: …}}` "
-               "(one key per model, as in Pulumi.dev.yaml), not a list")
-    elif kind == "model_type":
-        msg = "must be a map of settings (key: value), as in Pulumi.dev.yaml; see docs/config.md for the keys"
-    elif kind == "dict_type":
-        msg = "must be a map (key: value), as in Pulumi.dev.yaml"
-    elif kind == "bool_type":
-        msg = f"must be true or false{got}"
-    else:
-        msg += got
-    return f"{key}: {msg}"
-
-
-_QUOTABLE = {"bool_type": bool, "int_type": int, "float_type": float, "list_type": list, "dict_type": dict}
-
-
-def _quoted(text: str, kind: str) -> bool:
-    """True when `text` is a value of the wanted type written in quotes (YAML then reads a string)."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return False
-    wanted = _QUOTABLE[kind]
-    return isinstance(value, wanted) and not (wanted is int and isinstance(value, bool))
-
-
-def _set_command(loc: list[str]) -> str:
-    """`pulumi config set` for one key; nested keys need --path (Pulumi's path syntax:
-    `models.olmocr.gpuProfiles["NVIDIA L40S"].maxModelLen`)."""
-    if loc == ["apiKey"]:
-        return "pulumi config set --secret runpod:apiKey <key>"
-    if len(loc) == 1:
-        return f"pulumi config set {NS}:{loc[0]} <value>"
-    path = loc[0] + "".join(f"[{p}]" if p.isdigit() else f".{p}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", p)
-                            else f'["{p}"]' for p in loc[1:])
-    return f"pulumi config set --path '{NS}:{path}' <value>"
-
-
-def _echoable(key: str, value: Any) -> bool:
-    """Echo a bad value only when it is a plain scalar (or a short list of them) under a key that
-    cannot hold a secret: a model-level error's input is the whole raw config, key included."""
-    if any(s in key.lower() for s in ("key", "token", "password", "secret")):
-        return False
-    scalar = (str, int, float, bool, type(None))
-    if isinstance(value, list):
-        return len(value) <= 10 and all(isinstance(v, scalar) for v in value)
-    return isinstance(value, scalar)
 
 
 def check_against_runpod(cfg: StackConfig, client: Any) -> dict[str, pricing.ModelPrice]:

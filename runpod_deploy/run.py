@@ -50,7 +50,8 @@ def _setting(config: dict[str, str], name: str) -> Any:
 
 
 def _client(args: argparse.Namespace):
-    from runpod_provider.client import RunPodClient, find_api_key
+    from runpod_provider.client import RunPodClient
+    from runpod_provider.keys import find_api_key
     from runpod_provider.provider_errors import MISSING_API_KEY
 
     key = find_api_key(args.config.get("runpod:apiKey"))
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.config = _stack_config(args.stack, args.work_dir)
     from runpod_provider.api_errors import RunPodError
-    from runpod_provider.client import ApiKeyError
+    from runpod_provider.keys import ApiKeyError
     from runpod_provider.provider_errors import what_runpod_did
 
     try:

@@ -4,6 +4,6 @@
 """
 from .admin import AdminClient
 from .emulator import Emulator
-from .state import CAPACITY_DETAIL
+from .placement import CAPACITY_DETAIL
 
 __all__ = ["Emulator", "AdminClient", "CAPACITY_DETAIL"]

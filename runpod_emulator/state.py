@@ -1,13 +1,7 @@
 """The emulated world: pods, network volumes and stock, behind one lock.
 
-A pod's status is never stored; it is computed from the current boot's timestamps, so pollers
-see the walk PROVISIONING -> STARTING -> RUNNING (runtime null) -> RUNNING (runtime) -> services
-ready without any background thread:
-
-    create:           |-- provision_delay --|-- start_delay --|-- runtime_delay --|-- ready_delay --|
-    start / restart:                        |-- start_delay --|-- runtime_delay --|-- ready_delay --|
-                       PROVISIONING          STARTING          RUNNING, runtime   RUNNING, runtime,
-                                                               null (live quirk)  proxy 502 -> 200
+A pod's status is never stored: timeline.py computes it from the current boot's timestamps;
+placement.py decides where a create lands, from the stock and volumes held here.
 
 Stopping ends the boot (EXITED). `start`, `restart` and a PATCH that changes the container begin a
 new boot. Every method takes the lock, so the world is safe to share between handler threads.
@@ -31,23 +25,12 @@ from typing import Callable, Optional
 
 from startup.agent import protocol
 
-from . import catalog
+from . import catalog, placement, timeline
 from .faults import NO_GPU_DETAIL
 from .logs import PodLog, rfc3339
 from .messages import ApiError, not_found
+from .timeline import Boot
 
-# The 400 detail seen live when no machine fits the request (runpod_emulator/README.md).
-CAPACITY_DETAIL = ("There are no longer any instances available with the requested specifications. "
-                   "Please refresh and try again.")
-# Live wording varies; these were reported (runpod/runpod-python#21, dstackai/dstack#1740,
-# runpod/runpod-python#297). Placement failures cycle through them, so no client can rely on one.
-CAPACITY_DETAILS = (
-    CAPACITY_DETAIL,
-    "There are no longer any instances available with the request specifications. Please try again later.",
-    "There are no longer any instances available with enough disk space.",
-)
-# createPod's 403 row: "Your account cannot access the requested pool. Skip this candidate."
-POOL_DETAIL = "Your account cannot access the requested pool."
 # What `startSsh` injects when the account has an SSH key (CreatePodRequest.startSsh; the key
 # registered with PUT /v2/account/ssh-keys).
 DEFAULT_SSH_KEYS = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEmulatorTeamKeyForTestsOnly team@fuzzion",)
@@ -76,37 +59,6 @@ _ID_CHARS = string.ascii_lowercase + string.digits
 
 def _random_id(length: int) -> str:
     return "".join(random.choice(_ID_CHARS) for _ in range(length))
-
-
-def capacity_error(detail: str = CAPACITY_DETAIL) -> ApiError:
-    return ApiError(400, detail)
-
-
-@dataclass
-class Boot:
-    """One run of the container: from create/start/restart until stop."""
-    at: float
-    provision: float  # PROVISIONING seconds (0 unless the boot is the create)
-    start: float
-    runtime_delay: float
-    ready_delay: float
-    public_ip: str
-    public_ports: dict = field(default_factory=dict)  # private -> public port, drawn once per boot
-    never_ready: bool = False  # the startup failed or hangs: services never come up
-    shown_started: Optional[float] = None  # opaque reset: the old boot's start, shown instead
-    error_at: Optional[float] = None  # the pod goes to ERROR then (World.error_after)
-
-    @property
-    def running_at(self) -> float:
-        return self.at + self.provision + self.start
-
-    @property
-    def runtime_at(self) -> float:
-        return self.running_at + self.runtime_delay
-
-    @property
-    def ready_at(self) -> float:
-        return self.runtime_at + self.ready_delay
 
 
 @dataclass
@@ -161,7 +113,7 @@ class World:
             self.stock = catalog.default_stock()
             self.service_default = True
             self._seq = 0
-            self.capacity_details = list(CAPACITY_DETAILS)
+            self.capacity_details = list(placement.CAPACITY_DETAILS)
             self._capacity_turn = 0
             self.denied_pools: set[str] = set()  # GPU type ids whose create answers the pool 403
             self.catalog_stock: dict = {}  # (dc, gpu) -> level the catalog shows instead (catalog lag)
@@ -193,7 +145,7 @@ class World:
         """Begin a boot `lag` seconds from now; `old` keeps running until then (a PATCH's reset).
         `reset`: a PATCH or restart of a started container (what `opaque_reset` hides)."""
         shown = (old.shown_started or old.running_at) if old is not None else pod.last_started_at
-        pod.last_started_at = self._started_at(pod, now)
+        pod.last_started_at = timeline.started_at(pod, now)
         at = now + lag
         startup = dict(self.startup)
         extra = float(startup.get("seconds", 0)) if startup.get("mode") == "slow" else 0.0
@@ -214,47 +166,15 @@ class World:
         if pod.boot is None:
             return
         self._advance_log(pod, now)
-        pod.last_started_at = self._started_at(pod, now)
+        pod.last_started_at = timeline.started_at(pod, now)
         pod.log.end_boot(now, reason)
         pod.boot = pod.old_boot = pod.old_env = None
-
-    @staticmethod
-    def _live_boot(pod: Pod, now: float) -> Optional[Boot]:
-        """The boot the pod shows now. Before a new boot begins (reset lag) that is the old
-        container of a PATCH, or none (EXITED) after a start."""
-        if pod.boot is not None and now < pod.boot.at:
-            return pod.old_boot
-        return pod.boot
-
-    @classmethod
-    def _status(cls, pod: Pod, now: float) -> str:
-        boot = cls._live_boot(pod, now)
-        if boot is None:
-            return "EXITED"
-        if boot.error_at is not None and now >= boot.error_at:
-            return "ERROR"
-        if boot.shown_started is not None:
-            return "RUNNING"  # an opaque reset: RunPod's status never shows it
-        if now < boot.at + boot.provision:
-            return "PROVISIONING"
-        if now < boot.running_at:
-            return "STARTING"
-        return "RUNNING"
-
-    @classmethod
-    def _started_at(cls, pod: Pod, now: float) -> Optional[float]:
-        boot = cls._live_boot(pod, now)
-        if boot is not None and boot.shown_started is not None:
-            return boot.shown_started
-        if boot is not None and now >= boot.running_at:
-            return boot.running_at
-        return pod.last_started_at
 
     def _service_ready_flag(self, pod: Pod) -> bool:
         return self.service_default if pod.service_ready is None else pod.service_ready
 
     def _services_up(self, pod: Pod, now: float) -> bool:
-        boot = self._live_boot(pod, now)
+        boot = timeline.live_boot(pod, now)
         return (boot is not None and not boot.never_ready and now >= boot.ready_at
                 and (boot.error_at is None or now < boot.error_at) and self._service_ready_flag(pod))
 
@@ -264,11 +184,11 @@ class World:
     # ----- rendering ---------------------------------------------------------------------------
 
     def _render(self, pod: Pod, now: float) -> dict:
-        status = self._status(pod, now)
-        started = self._started_at(pod, now)
+        status = timeline.status(pod, now)
+        started = timeline.started_at(pod, now)
         runtime = None
         ssh_direct = None
-        boot = self._live_boot(pod, now)
+        boot = timeline.live_boot(pod, now)
         if status == "RUNNING" and now >= boot.runtime_at:
             runtime = self._runtime(pod, now)
             if "22/tcp" in pod.ports:
@@ -310,7 +230,7 @@ class World:
         return body
 
     def _runtime(self, pod: Pod, now: float) -> dict:
-        boot, up = self._live_boot(pod, now), self._services_up(pod, now)
+        boot, up = timeline.live_boot(pod, now), self._services_up(pod, now)
         ports = []
         for spec in [*pod.ports, f"{INTERNAL_HTTP_PORT}/http"]:
             private, kind = int(spec.split("/")[0]), spec.split("/")[1]
@@ -384,9 +304,11 @@ class World:
                 raise ApiError(400, "mounts.persistent and mounts.network cannot be combined")
             if not mounts.get("network"):
                 mounts.pop("network", None)
-            candidates = self._candidate_dcs(body, mounts)
+            candidates = placement.candidate_dcs(body, mounts, self.volumes)
             cloud = body.get("cloud", "SECURE")
-            dc, cuda, gpu, cost = self._place_gpu(body["gpu"], cloud, candidates)
+            dc, cuda, gpu, cost = placement.place_gpu(body["gpu"], cloud, candidates, stock=self.stock,
+                                                      denied_pools=self.denied_pools,
+                                                      capacity_error=self._capacity_error)
             env = dict(body.get("env", {}))
             if body.get("startSsh") and self.ssh_keys and "PUBLIC_KEY" not in env:
                 # startSsh injects the account's keys as PUBLIC_KEY (CreatePodRequest.startSsh), and
@@ -412,61 +334,11 @@ class World:
             if pod_id not in self.pods:
                 return pod_id
 
-    def _candidate_dcs(self, body: dict, mounts: dict) -> list[str]:
-        """Data centers the pod may go to, in order: `dataCenterIds` is an allow-list, not a
-        preference (createPod: "does not fall back"; runpod/docs api-reference-v2)."""
-        wanted = body.get("dataCenterIds") or []
-        for dc in wanted:
-            if dc not in catalog.DATA_CENTERS_BY_ID:
-                raise ApiError(400, f"unknown data center '{dc}'")
-        candidates = list(dict.fromkeys(wanted)) or [d.id for d in catalog.DATA_CENTERS]
-        network = mounts.get("network")
-        if network:
-            volume = self.volumes.get(network[0]["volumeId"])
-            if volume is None:
-                raise not_found(f"network volume '{network[0]['volumeId']}' not found")
-            if wanted and volume["dataCenter"] not in wanted:
-                raise ApiError(400, f"network volume '{volume['id']}' is in {volume['dataCenter']}, "
-                                    f"which is not in dataCenterIds {wanted}; the pod must be in the "
-                                    "same data center as its network volume")
-            candidates = [volume["dataCenter"]]  # no dataCenterIds: go where the volume is (unconfirmed)
-        return candidates
-
-    def _place_gpu(self, cfg: dict, cloud: str, candidates: list[str]):
-        spec = catalog.GPUS_BY_ID.get(cfg["id"])
-        if spec is None:
-            raise ApiError(400, f"gpu.id '{cfg['id']}' is not a known GPU type id; see GET /v2/catalog/gpus")
-        if spec.id in self.denied_pools:
-            raise ApiError(403, POOL_DETAIL)
-        allowed, min_cuda = cfg.get("allowedCudaVersions") or [], cfg.get("minCudaVersion")
-        if allowed and min_cuda:
-            raise ApiError(400, "gpu.allowedCudaVersions and gpu.minCudaVersion cannot both be set")
-        # Live quirk (seen by a client, see runpod_emulator/README.md): without an explicit
-        # gpu.count every create failed for capacity.
-        if "count" not in cfg:
-            raise self._capacity_error()
-        count = int(cfg["count"])
-        if (count > spec.max_count or (cloud == "COMMUNITY" and not spec.community)
-                or cfg.get("minRamPerGpu", 0) > spec.ram_per_gpu
-                or cfg.get("minVcpuCountPerGpu", 0) > spec.vcpu_per_gpu):
-            raise self._capacity_error()
-        for dc_id in candidates:
-            dc = catalog.DATA_CENTERS_BY_ID[dc_id]
-            if self.stock.get((dc_id, spec.id), "NONE") == "NONE":
-                continue
-            cuda = _pick_cuda(dc.cuda_versions, allowed, min_cuda)
-            if cuda is None:
-                continue
-            gpu = {"id": spec.id, "count": count, "vcpuCount": spec.vcpu_per_gpu * count,
-                   "memory": spec.ram_per_gpu * count}
-            return dc_id, cuda, gpu, round(spec.price(cloud) * count, 4)
-        raise self._capacity_error()
-
     def _capacity_error(self) -> ApiError:
         """The capacity 400, in the next of the live wordings (CAPACITY_DETAILS)."""
         detail = self.capacity_details[self._capacity_turn % len(self.capacity_details)]
         self._capacity_turn += 1
-        return capacity_error(detail)
+        return placement.capacity_error(detail)
 
     def update_pod(self, pod_id: str, body: dict) -> dict:
         """Apply a schema-valid UpdatePodRequest. `env` replaces the whole map (updatePod)."""
@@ -484,7 +356,7 @@ class World:
                     raise ApiError(400, "mounts.network[].volumeId is immutable after create")
             current = {"image": pod.image, "args": pod.args, "env": pod.env, "ports": pod.ports, "disk": pod.disk}
             restart = any(k in body and body[k] != current[k] for k in RESTART_FIELDS)
-            status_before, env_before = self._status(pod, now), dict(pod.env)
+            status_before, env_before = timeline.status(pod, now), dict(pod.env)
             self._advance_log(pod, now)
             for key, attr in (("name", "name"), ("image", "image"), ("args", "args"), ("disk", "disk"),
                               ("registry", "registry"), ("locked", "locked"),
@@ -502,7 +374,7 @@ class World:
             if restart and status_before in ("STARTING", "RUNNING"):
                 if status_before == "RUNNING" and self.reset_lag > 0 and self.patch_lag_status == "RUNNING":
                     # The old container runs on (and answers) until the reset takes effect.
-                    self._new_boot(pod, now, 0.0, lag=self.reset_lag, old=self._live_boot(pod, now),
+                    self._new_boot(pod, now, 0.0, lag=self.reset_lag, old=timeline.live_boot(pod, now),
                                    old_env=env_before, reset=True)
                 else:
                     self._end_boot(pod, now)
@@ -515,7 +387,7 @@ class World:
         with self.lock:
             now = self.clock()
             pod = self._pod(pod_id)
-            status = self._status(pod, now)
+            status = timeline.status(pod, now)
             if action not in ACTIONS[status]:
                 raise ApiError(409, f"cannot {action} a pod in status {status}")
             if pod.locked and action in ("stop", "restart"):
@@ -588,8 +460,8 @@ class World:
         """Started in the console: a new boot at once."""
         with self.lock:
             pod, now = self._pod(pod_id), self.clock()
-            if self._status(pod, now) not in ("EXITED", "ERROR"):
-                raise ApiError(409, f"cannot start a pod in status {self._status(pod, now)}")
+            if timeline.status(pod, now) not in ("EXITED", "ERROR"):
+                raise ApiError(409, f"cannot start a pod in status {timeline.status(pod, now)}")
             self._zero_gpus_if_rented(pod)
             self._new_boot(pod, now, provision=0.0)
             return self._render(pod, now)
@@ -719,13 +591,3 @@ def _copy_mounts(mounts: dict) -> dict:
     if "network" in mounts:
         out["network"] = [dict(m) for m in mounts["network"]]
     return out
-
-
-def _pick_cuda(offered, allowed, min_cuda) -> Optional[str]:
-    """The highest host CUDA version in a DC that the pod's constraints accept (exact list or floor)."""
-    def key(v):
-        major, minor = v.split(".")
-        return int(major), int(minor)
-    ok = [v for v in offered
-          if (not allowed or v in allowed) and (min_cuda is None or key(v) >= key(min_cuda))]
-    return max(ok, key=key) if ok else None

@@ -24,15 +24,13 @@ One client per thread: a `requests.Session` is not thread-safe.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import math
 import os
-import re
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +42,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import sse
 from .api_errors import (
     NotFoundError,
     RateLimitedError,
@@ -52,6 +51,7 @@ from .api_errors import (
     TransportError,
     error_from_response,
 )
+from .keys import check_api_key
 from .polling import Backoff, poll_until
 from .wire import (
     CreatePodRequest,
@@ -95,41 +95,6 @@ def _version() -> str:
 # The one User-Agent of every request this project sends (API and readiness probes). Quirk:
 # Cloudflare, in front of the API and the proxy, answers 403/1010 to library-default User-Agents.
 USER_AGENT = f"runpod-deploy/{_version()}"
-
-
-def find_api_key(configured: str | None, env: Mapping[str, str] = os.environ) -> str | None:
-    """The RunPod key: the stack's `runpod:apiKey` if set, else $RUNPOD_API_KEY; None if neither
-    (the caller reports provider_errors.MISSING_API_KEY). ApiKeyError if it cannot be a key."""
-    if configured and configured.strip():
-        return check_api_key(configured, "runpod:apiKey (stack config)")
-    if (env.get("RUNPOD_API_KEY") or "").strip():
-        return check_api_key(env["RUNPOD_API_KEY"], "RUNPOD_API_KEY (environment)")
-    return None
-
-
-class ApiKeyError(ValueError):
-    """The key cannot be sent in an HTTP header. The message names where it came from, never the key."""
-
-
-# What a key may hold: printable ASCII without spaces (RunPod keys are `rpa_` + letters and digits).
-_KEY_CHARS = re.compile(r"[\x21-\x7e]+")
-
-
-def check_api_key(key: str, source: str) -> str:
-    """`key` without surrounding whitespace (a trailing newline from a paste is harmless), or
-    ApiKeyError naming `source` and what is wrong. Without this, requests refuses the header with a
-    message that prints the whole key (`Invalid header value b'Bearer rpa_…'`)."""
-    key = key.strip()
-    if not key or _KEY_CHARS.fullmatch(key):
-        return key
-    bad = next(c for c in key if not _KEY_CHARS.fullmatch(c))
-    what = ("a line break" if bad in "\r\n" else "a space or tab" if bad in " \t"
-            else f"an invisible or non-ASCII character (U+{ord(bad):04X})")
-    set_it = ("pulumi config set --secret runpod:apiKey <key>" if source.startswith("runpod:")
-              else "export RUNPOD_API_KEY=<key>")
-    raise ApiKeyError(f"the RunPod API key in {source} contains {what} at position {key.index(bad) + 1} of "
-                      f"{len(key)} (pasted across lines, or copied from a web page?); copy the key again from the "
-                      f"RunPod console (Settings, API Keys) and set it with `{set_it}`")
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -328,8 +293,8 @@ class RunPodClient:
         timer.start()
         lines: list[tuple[str | None, str]] = []
         try:
-            for event_id, data in _sse_events(resp.raw):
-                lines.append((event_id, _log_line(data)))
+            for event_id, data in sse.events(resp.raw):
+                lines.append((event_id, sse.log_line(data)))
                 if time.monotonic() >= deadline:
                     break
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError):
@@ -517,43 +482,3 @@ def _shutdown_stream(raw: urllib3.response.BaseHTTPResponse) -> None:
         raw.shutdown()  # unblocks the reading thread; its read then ends or raises
     except (ValueError, RuntimeError, OSError, AttributeError):
         pass  # already closed
-
-
-def _sse_events(raw: urllib3.response.BaseHTTPResponse) -> Iterator[tuple[str | None, str]]:
-    """(last `id:` seen, `data:` value) of a Server-Sent Events stream, as they arrive."""
-    event_id = None
-    for field_name, value in _sse_fields(raw):
-        if field_name == "id":
-            event_id = value
-        elif field_name == "data":
-            yield event_id, value
-
-
-def _sse_fields(raw: urllib3.response.BaseHTTPResponse) -> Iterator[tuple[str, str]]:
-    """The `id:`/`data:` fields of a Server-Sent Events stream, as they arrive.
-
-    `read1` returns whatever bytes are available, so events surface without waiting for a
-    full buffer. Each RunPod event is one JSON `data:` line, so lines are yielded one by one
-    rather than waiting for the blank line that ends an event.
-    """
-    buffer = b""
-    while chunk := raw.read1(8192, decode_content=True):
-        buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        for line in complete:
-            text = line.rstrip(b"\r").decode("utf-8", "replace")
-            for name in ("id", "data"):
-                if text.startswith(name + ":"):
-                    value = text[len(name) + 1:]
-                    yield name, value[1:] if value.startswith(" ") else value
-
-
-def _log_line(data: str) -> str:
-    """The `line` of a `{"ts","source","line"}` payload; other data is kept as text."""
-    try:
-        payload = json.loads(data)
-    except ValueError:
-        return data
-    if isinstance(payload, dict) and "line" in payload:
-        return str(payload["line"])
-    return data

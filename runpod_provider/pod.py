@@ -18,10 +18,11 @@ from pydantic import ValidationError
 
 from startup.agent import protocol
 
-from . import api_errors, server_hooks
-from .client import ApiKeyError, RunPodClient, find_api_key
-from .provider_errors import (CleanupFailed, CreateInterrupted, CreateOutcomeUnknown, DeleteRateLimited, DeleteTimeout,
-                              Interrupted, MalformedApiKey, MissingApiKey, NoCapacityAnywhere, PodNotReady,
+from . import api_errors, placement, server_hooks
+from .client import RunPodClient
+from .keys import ApiKeyError, find_api_key
+from .provider_errors import (CleanupFailed, CreateInterrupted, DeleteRateLimited, DeleteTimeout,
+                              Interrupted, MalformedApiKey, MissingApiKey, PodNotReady,
                               PodVanished, RunPodFailed, StartRefused, WokeWithoutGpu)
 from .naming import is_pod_name_of, new_pod_name
 from .polling import Backoff, poll_until
@@ -116,7 +117,7 @@ class PodProvider(dynamic.ResourceProvider):
             unknown: list = []
             try:
                 self._sweep_orphans(client, spec)
-                pod = self._place(client, spec, unknown)
+                pod = placement.place(client, spec, unknown, say=lambda line: _say(spec, line))
             except api_errors.RunPodError as e:
                 raise RunPodFailed(e, f"creating pod {spec.name}", "no pod was created", "pulumi up") from None
             try:
@@ -142,47 +143,7 @@ class PodProvider(dynamic.ResourceProvider):
             mine = pod.id == keep if keep else pod.name == spec.name
             if is_pod_name_of(spec.name_prefix, pod.name) and not mine:
                 _say(spec, f"deleting orphan pod {pod.id} ({pod.name}) left by an interrupted create")
-                _delete_and_wait(client, pod.id, say=lambda line: _say(spec, line))
-
-    def _place(self, client: RunPodClient, spec: PodSpec, unknown: list | None = None) -> PodInfo:
-        """Walk the GPU preference list: v2 places one GPU type per create and never falls back.
-        createPod's table: a 400 (a rule, or no capacity, in varying words) or a 403 (no access to
-        that pool) means try the next candidate; 422, 401, 402 stop at once. Catalog stock is only
-        a hint, shown in the error: it lags, and one refused create costs less than a missed GPU."""
-        unknown = [] if unknown is None else unknown  # creates whose outcome stayed unknown (5xx, no answer)
-        stock = _catalog_stock(client, spec)
-        over_ceiling = _over_price_ceiling(client, spec)
-        failures: list[str] = []
-        for gpu in spec.gpu_type_ids:
-            if server_hooks.CANCELLED.is_set():
-                raise CreateInterrupted(None)
-            if gpu in over_ceiling:
-                failures.append(over_ceiling[gpu])
-                continue
-            hint = f" (catalog stock: {stock[gpu]})" if stock and gpu in stock else ""
-            for attempt in (1, 2):
-                try:
-                    pod = client.create_pod(spec.create_request(gpu))
-                except (api_errors.CapacityError, api_errors.BadRequestError, api_errors.ForbiddenError) as e:
-                    failures.append(f"{gpu}: {e.status} {e.detail or e.title or 'no detail'}{hint}")
-                    break
-                except (api_errors.ServerError, api_errors.TransportError) as e:
-                    # The client found no pod to adopt: RunPod's guidance for createPod is to try the same
-                    # request again, once; then the walk moves on. The create may still have taken effect.
-                    unknown.append(e)
-                    answered = e.status or "no answer"
-                    if attempt == 1:
-                        _say(spec, f"the create on {gpu} failed ({answered}) and no pod named {spec.name} appeared "
-                                   f"within {client.adopt_wait_s:.0f}s: trying {gpu} once more")
-                        continue
-                    failures.append(f"{gpu}: {answered} twice, and no pod appeared")
-                    break
-                _say(spec, f"created pod {pod.id} on {gpu}")
-                return pod
-        if unknown:
-            # Nothing placed, but a create in doubt may still appear: the next create sweeps it.
-            raise CreateOutcomeUnknown(spec.name, unknown[-1], client.adopt_wait_s)
-        raise NoCapacityAnywhere(failures, spec.data_center_ids)
+                delete_and_wait(client, pod.id, say=lambda line: _say(spec, line))
 
     def _wait_until_ready(self, client: RunPodClient, spec: PodSpec, pod: PodInfo,
                           after: BootMark | None = None, gpus: int = 0) -> PodInfo:
@@ -229,7 +190,7 @@ class PodProvider(dynamic.ResourceProvider):
         _say(spec, f"pod {old.id} cannot wake on its host ({why}): replacing it with a new pod on any free GPU "
                    "(same volume); the old pod is deleted once the new one serves")
         try:
-            pod = self._place(client, new_spec)
+            pod = placement.place(client, new_spec, say=lambda line: _say(new_spec, line))
         except api_errors.RunPodError as e:
             raise RunPodFailed(e, f"creating a pod to replace {old.id}", f"pod {old.id} is still in the stack's "
                                "state, stopped", "pulumi up") from None
@@ -237,7 +198,7 @@ class PodProvider(dynamic.ResourceProvider):
             pod = self._wait_until_ready(client, new_spec, pod)
         except BaseException as e:  # noqa: BLE001 - re-raised (as what to tell the user) below
             raise _failed_create(client, new_spec, pod, e) from None
-        _delete_and_wait(client, old.id, say=lambda line: _say(new_spec, line), in_state=True)
+        delete_and_wait(client, old.id, say=lambda line: _say(new_spec, line), in_state=True)
         return dynamic.UpdateResult(_outs(new_spec, pod))
 
     # --- read (refresh) -------------------------------------------------------------------------
@@ -311,7 +272,7 @@ class PodProvider(dynamic.ResourceProvider):
             if spec.running and stopped:
                 mark = mark or _boot_mark(client, before)
                 try:
-                    pod = _start(client, spec, id_, mark)
+                    pod = start(client, spec, id_, mark)
                 except StartRefused as e:
                     if spec.wake_without_gpu == "fail":
                         raise
@@ -347,7 +308,7 @@ class PodProvider(dynamic.ResourceProvider):
         client = self._client()
         id_ = _pod_id(id_, props)
         try:
-            _delete_and_wait(client, id_, in_state=True)
+            delete_and_wait(client, id_, in_state=True)
         except api_errors.RunPodError as e:
             # A plain `destroy` configures the provider from the state, i.e. with the key the pods were
             # created with: a new key reaches it only when the program runs.
@@ -438,45 +399,7 @@ def _has_unknowns(v: Any) -> bool:
     return isinstance(v, Unknown) or v == rpc.UNKNOWN
 
 
-def _catalog_stock(client: RunPodClient, spec: PodSpec) -> dict[str, str] | None:
-    """Best stock level per GPU type across the allowed data centers. Advisory only: a create can
-    still be refused for capacity, and a catalog outage must not block a create."""
-    try:
-        # The same CUDA floor the create sends, so stock means what the create can get.
-        types = client.gpu_types(gpu_count=spec.gpu_count, cloud=spec.cloud, min_cuda_version=spec.min_cuda_version)
-    except api_errors.RunPodError:
-        return None
-    order = ["NONE", "LOW", "MEDIUM", "HIGH"]
-    out = {}
-    for t in types:
-        levels = [t.stock_in(dc) or "NONE" for dc in spec.data_center_ids]
-        out[t.id] = max(levels, key=lambda lv: order.index(lv) if lv in order else 0)
-    return out
-
-
-def _over_price_ceiling(client: RunPodClient, spec: PodSpec) -> dict[str, str]:
-    """GPU types of the walk that `max_price_per_hour` rules out, each with its reason: the catalog
-    price in the pod's cloud (times gpu_count) is above the ceiling, or unknown. A ceiling is a
-    promise about billing, so an unreadable catalog rules every type out instead of guessing."""
-    ceiling = spec.max_price_per_hour
-    if ceiling is None:
-        return {}
-    try:
-        catalog = {t.id: t for t in client.gpu_types(gpu_count=spec.gpu_count, cloud=spec.cloud)}
-    except api_errors.RunPodError as e:
-        return {g: f"{g}: price unknown (the GPU catalog did not answer: {e}), so not created under "
-                   f"maxPricePerHour ${ceiling:g}/h" for g in spec.gpu_type_ids}
-    out = {}
-    for gpu in spec.gpu_type_ids:
-        price = catalog[gpu].hourly_price(spec.cloud, spec.gpu_count) if gpu in catalog else None
-        if price is None:
-            out[gpu] = f"{gpu}: no catalog price in {spec.cloud}, so not created under maxPricePerHour ${ceiling:g}/h"
-        elif price > ceiling + 1e-9:
-            out[gpu] = f"{gpu}: ${price:g}/h in {spec.cloud} is above maxPricePerHour ${ceiling:g}/h"
-    return out
-
-
-def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELETE_WAIT_S, *,
+def delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELETE_WAIT_S, *,
                      say=print, in_state: bool = False) -> None:
     """Idempotent: a pod already gone (404 or TERMINATED) counts as deleted. A rate limit is waited
     out by the client (RATE_LIMIT_PATIENCE_S, saying so); past that, DeleteRateLimited names the
@@ -502,7 +425,7 @@ def _delete_and_wait(client: RunPodClient, pod_id: str, timeout_s: float = DELET
         raise DeleteTimeout(pod_id, timeout_s)
 
 
-def _start(client: RunPodClient, spec: PodSpec, pod_id: str, mark: BootMark) -> PodInfo:
+def start(client: RunPodClient, spec: PodSpec, pod_id: str, mark: BootMark) -> PodInfo:
     """`podAction` start of a stopped pod (same host). An error answer is not the outcome (a start can
     answer an error and start anyway: runpod/runpodctl#45): the pod's observed state decides. A
     refusal (400/409: e.g. the host's GPU is taken) is judged from one read; an answer lost to a 5xx
@@ -543,7 +466,7 @@ def _failed_create(client: RunPodClient, spec: PodSpec, pod: PodInfo, cause: Bas
     if isinstance(cause, Interrupted):
         _say(spec, f"interrupted: deleting pod {pod.id} (`make pods` lists this stack's pods)")
     try:
-        _delete_and_wait(client, pod.id, say=lambda line: _say(spec, line))
+        delete_and_wait(client, pod.id, say=lambda line: _say(spec, line))
     except (api_errors.RunPodError, DeleteTimeout) as e:
         return CleanupFailed(pod.id, spec.name, cause, e)
     if isinstance(cause, Interrupted):

@@ -6,7 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from runpod_provider import api_errors
-from runpod_provider.client import RunPodClient, find_api_key
+from runpod_provider.client import RunPodClient
+from runpod_provider.keys import find_api_key
 from runpod_provider.wire import CreatePodRequest, GpuRequest, UpdatePodRequest
 
 KEY = "rpa_TESTKEY0123456789"

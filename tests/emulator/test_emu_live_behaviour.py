@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import time
 
-from runpod_emulator.state import CAPACITY_DETAILS, DEFAULT_SSH_KEYS, POOL_DETAIL
+from runpod_emulator.placement import CAPACITY_DETAILS, POOL_DETAIL
+from runpod_emulator.state import DEFAULT_SSH_KEYS
 
 
 def test_capacity_400s_cycle_through_the_live_wordings(emulator, api, pod_body):

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runpod_deploy import config
+from runpod_deploy import config, messages
 from runpod_provider import api_errors
-from runpod_provider.client import ApiKeyError, check_api_key, find_api_key
+from runpod_provider.keys import ApiKeyError, check_api_key, find_api_key
 from runpod_provider.provider_errors import RunPodFailed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,9 +51,9 @@ def test_a_missing_nested_key_gets_a_command_with_path():
 
 def test_a_gpu_id_in_a_path_is_bracketed():
     path = """'runpod-deploy:models.olmocr.gpuProfiles["NVIDIA L40S"].maxModelLen'"""
-    assert (config._set_command(["models", "olmocr", "gpuProfiles", "NVIDIA L40S", "maxModelLen"])
+    assert (messages.set_command(["models", "olmocr", "gpuProfiles", "NVIDIA L40S", "maxModelLen"])
             == f"pulumi config set --path {path} <value>")
-    assert config._set_command(["dataCenter"]) == "pulumi config set runpod-deploy:dataCenter <value>"
+    assert messages.set_command(["dataCenter"]) == "pulumi config set runpod-deploy:dataCenter <value>"
 
 
 @pytest.mark.parametrize("value,quotes", [("true", True), ("yes", False), (1, False)])
