@@ -11,10 +11,11 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from devkit.cli import ROOT, Project, Stack, isolated_env  # noqa: F401  (ROOT: startup_bench)
 from devkit.program import dev_models, emulated_stack, models_for  # noqa: F401  (re-exported)

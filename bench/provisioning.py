@@ -129,9 +129,9 @@ def _baseline(emu, models: dict[str, Any], res: ProvisioningResults) -> None:
                 readiness=[{"port": 8000, "path": "/health"}, {"port": 3000, "path": "/health"}])
             pod = client.create_pod(spec.create_request(spec.gpu_type_ids[0]))
             created.append(pod.id)
-            waiter = ReadinessWaiter(get_pod=lambda: client.get_pod(pod.id),
-                                     read_logs=lambda last: client.pod_log_events(
-                                         pod.id, tail=50, after=last, deadline_s=0.5),
+            waiter = ReadinessWaiter(get_pod=lambda pod_id=pod.id: client.get_pod(pod_id),
+                                     read_logs=lambda last, pod_id=pod.id: client.pod_log_events(
+                                         pod_id, tail=50, after=last, deadline_s=0.5),
                                      probes=spec.readiness, timeout_s=600, say=lambda _line: None)
             waiter.wait()
             res.baseline.append(time.monotonic() - start)

@@ -30,8 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from devkit.startup_real import (  # noqa: E402
-    OLMOCR, UV_CACHE, RealHarness, stack_config, uv_installed_counts, wait_http_ok)
+from devkit.startup_real import OLMOCR, UV_CACHE, RealHarness, stack_config, uv_installed_counts, wait_http_ok  # noqa: E402
 
 PHASES = ["install-vllm", "install-webui", "download-model", "start-vllm", "start-webui", "ready"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from common import median
-from polls import K, WAIT_S, schedule
+from polls import WAIT_S, K, schedule
 from provisioning import ProvisioningResults, engine_overhead, schedule_floor
 from startup_bench import StartupResults
 

@@ -139,6 +139,7 @@ def agent_run(say) -> dict:
     """Cold + warm start of whatever devkit/startup_real runs (the agent once integrated), bytes read
     per restore from the start's own output, split at phase=start-vllm."""
     import realpkgs_bench
+
     from devkit.startup_real import OLMOCR, RealHarness, stack_config
 
     res = {}
@@ -367,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             raw["archives"] = measure(venvs, scratch, say)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        for name, s in zip(("vllm", "webui"), args.plain_unpack_s.split(",")):
+        for name, s in zip(("vllm", "webui"), args.plain_unpack_s.split(","), strict=True):
             raw["archives"][name]["plain_unpack_s"] = float(s)
         if args.agent:
             raw["agent"] = agent_run(say)

@@ -24,7 +24,6 @@ from pydantic.fields import FieldInfo
 from runpod_provider.keys import ApiKeyError, find_api_key
 from runpod_provider.naming import PREFIX_MAX
 from runpod_provider.provider_errors import MISSING_API_KEY
-
 from startup.agent.protocol import VLLM_PORT, WEBUI_PORT
 
 from . import messages, pod_env, pricing, vllm_flags

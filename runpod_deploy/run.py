@@ -113,8 +113,8 @@ def cmd_pods(args: argparse.Namespace) -> None:
         print(f"(this stack's state could not be read: listing every pod named {prefix}*, a same-named stack "
               "elsewhere included)")
     else:
-        mine = re.compile(re.escape(prefix) + r".+-(%s)-[a-z0-9]{%d}" % ("|".join(map(re.escape, tokens)) or "(?!)",
-                                                                         naming.SUFFIX_LEN))
+        alternatives = "|".join(map(re.escape, tokens)) or "(?!)"
+        mine = re.compile(re.escape(prefix) + rf".+-({alternatives})-[a-z0-9]{{{naming.SUFFIX_LEN}}}")
         pods = [p for p in pods if mine.fullmatch(p.name)]
     print(f"{'pod id':16} {'name':40} {'status':10} {'GPU':26} {'$/h':>6}")
     for p in pods:

@@ -24,7 +24,6 @@ import json
 import re
 import urllib.error
 import urllib.request
-from typing import Optional
 from urllib.parse import quote
 
 from .messages import ApiError, Reply, Request, json_reply, no_content, problem
@@ -131,7 +130,7 @@ class AdminClient:
     def set_stock(self, data_center: str, gpu_id: str, level: str):
         self._call("POST", "/stock", {"dataCenter": data_center, "gpuId": gpu_id, "level": level})
 
-    def set_service(self, pod_id: Optional[str] = None, ready: bool = True):
+    def set_service(self, pod_id: str | None = None, ready: bool = True):
         self._call("POST", "/service", {"podId": pod_id, "ready": ready})
 
     def delete_pod_out_of_band(self, pod_id: str):
@@ -146,7 +145,7 @@ class AdminClient:
     def container_env(self, pod_id: str) -> dict:
         return self._call("GET", f"/pods/{quote(pod_id)}/container-env")
 
-    def enforce_quotas(self, quotas: Optional[dict] = None):
+    def enforce_quotas(self, quotas: dict | None = None):
         self._call("POST", "/quotas", {"minute": 60, "hour": 3000, "day": 50000} if quotas is None else quotas)
 
     def reset(self):

@@ -10,7 +10,6 @@ import base64
 import re
 import threading
 import time
-from typing import Optional
 from urllib.parse import unquote
 
 from . import catalog, validation
@@ -24,7 +23,7 @@ _LEVEL_RANK = {level: i for i, level in enumerate(catalog.AVAILABILITY_LEVELS)}
 
 
 class Api:
-    def __init__(self, world: World, faults: FaultBook, stop: threading.Event, paginate: Optional[int] = None):
+    def __init__(self, world: World, faults: FaultBook, stop: threading.Event, paginate: int | None = None):
         self.world, self.faults, self.stop, self.paginate = world, faults, stop, paginate
         # SSE pacing: poll the log a few times per printed line; comment lines keep proxies from idling out.
         self.log_poll = min(0.1, max(0.01, world.log_interval / 2))
@@ -185,7 +184,7 @@ class Api:
         gpus = [self._gpu_stock(spec, int(count), cloud, min_cuda) for spec in catalog.GPUS]
         return json_reply(200, {"gpus": gpus})
 
-    def _gpu_stock(self, spec: catalog.GpuSpec, count: int, cloud: str, min_cuda: Optional[str] = None) -> dict:
+    def _gpu_stock(self, spec: catalog.GpuSpec, count: int, cloud: str, min_cuda: str | None = None) -> dict:
         """The GPU type with its stock per data center for `count` GPUs in `cloud`; data centers
         without stock are left out, and `dataCenters` too when there are none."""
         body, dcs = spec.as_api(), []

@@ -19,13 +19,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Optional
 
 from . import admin
 from .api import Api
 from .faults import REQUEST_KINDS, FaultBook
-from .graphql import GraphQL
 from .graphql import PATH as GRAPHQL_PATH
+from .graphql import GraphQL
 from .messages import ApiError, Reply, Request, problem
 from .proxy import Proxy
 from .server import Server
@@ -56,7 +55,7 @@ RATELIMIT_POLICY = _policy(WINDOWS)
 class Emulator:
     def __init__(self, api_keys=("emulator-key",), provision_delay: float = 1.0, start_delay: float = 1.0,
                  runtime_delay: float = 1.0, ready_delay: float = 2.0, log_interval: float = 0.25,
-                 reset_lag: float = 1.0, paginate: Optional[int] = None, host: str = "127.0.0.1",
+                 reset_lag: float = 1.0, paginate: int | None = None, host: str = "127.0.0.1",
                  port: int = 0, check_user_agent: bool = True, verbose: bool = False,
                  pod_key_v2: str = "refused"):
         self.api_keys = (api_keys,) if isinstance(api_keys, str) else tuple(api_keys)
@@ -79,12 +78,12 @@ class Emulator:
         self.api = Api(self.world, self.faults, self.stop_event, paginate=paginate)
         self.proxy = Proxy(self.world)
         self.graphql = GraphQL(self)  # POST /graphql: podStop and pod, as a pod stops itself
-        self._server: Optional[Server] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
 
     # ----- running -------------------------------------------------------------------------------
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         if self._server is not None:
             return self
         self.stop_event.clear()
@@ -105,7 +104,7 @@ class Emulator:
         self._thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc):
@@ -133,7 +132,7 @@ class Emulator:
 
     # ----- the request pipeline ------------------------------------------------------------------
 
-    def handle(self, req: Request) -> Optional[Reply]:
+    def handle(self, req: Request) -> Reply | None:
         """The reply to one request; None means: close the connection without answering."""
         if req.path == admin.PREFIX or req.path.startswith(admin.PREFIX + "/"):
             return admin.handle(self, req)
@@ -146,7 +145,7 @@ class Emulator:
             self.recorder.finish(entry, reply.status if reply else None)
         return reply
 
-    def _pipeline(self, req: Request, is_api: bool) -> Optional[Reply]:
+    def _pipeline(self, req: Request, is_api: bool) -> Reply | None:
         agent = req.headers.get("user-agent", "")
         if self.check_user_agent and (not agent or agent.startswith("Python-urllib")):
             return Reply(403, CLOUDFLARE_1010, "text/html; charset=UTF-8")
@@ -208,7 +207,7 @@ class Emulator:
 
     # ----- controls --------------------------------------------------------------------------------
 
-    def enforce_quotas(self, quotas: Optional[dict] = None):
+    def enforce_quotas(self, quotas: dict | None = None):
         """Enforce per-account quotas over every /v2 call, counted in fixed windows (default: the
         spec's example policy, SPEC_QUOTAS); a call over a quota answers 429 with Retry-After = the
         seconds left in that window. `quotas={}` stops enforcing."""
@@ -221,7 +220,7 @@ class Emulator:
     def set_stock(self, data_center: str, gpu_id: str, level: str):
         self.world.set_stock(data_center, gpu_id, level)
 
-    def set_service(self, pod_id: Optional[str] = None, ready: bool = True):
+    def set_service(self, pod_id: str | None = None, ready: bool = True):
         """ready=False: that pod's (or, with pod_id None, every pod's, future ones included) proxied
         services never become ready (502). pod_id None also clears per-pod settings."""
         self._by_pod_id(self.world.set_service, pod_id, ready)
@@ -230,7 +229,7 @@ class Emulator:
         """Creates of this GPU type answer 403 "cannot access the requested pool" (createPod)."""
         (self.world.denied_pools.add if denied else self.world.denied_pools.discard)(gpu_id)
 
-    def set_catalog_stock(self, data_center: str, gpu_id: str, level: Optional[str]):
+    def set_catalog_stock(self, data_center: str, gpu_id: str, level: str | None):
         """The catalog shows `level` whatever the real stock (catalog lag); None ends it."""
         self.world.set_catalog_stock(data_center, gpu_id, level)
 
@@ -291,7 +290,7 @@ class Recorder:
             if not quotas:
                 self.windows = WINDOWS
 
-    def over_quota(self) -> Optional[tuple[str, int]]:
+    def over_quota(self) -> tuple[str, int] | None:
         """(window, seconds left in it) if the last call counted went over an enforced quota."""
         if not self.enforced:
             return None
@@ -314,7 +313,7 @@ class Recorder:
                 self._counts[name] = (index, count + 1 if index == window else 1)
         return entry
 
-    def finish(self, entry: dict, status: Optional[int]):
+    def finish(self, entry: dict, status: int | None):
         with self._lock:
             entry["status"] = status
 

@@ -26,7 +26,6 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 from .messages import Reply, problem
 
@@ -40,15 +39,15 @@ NO_GPU_DETAIL = "There are not enough free GPUs on the host machine to start thi
 @dataclass
 class Fault:
     kind: str
-    method: Optional[str] = None
-    path: Optional[str] = None
-    count: Optional[int] = 1
-    status: Optional[int] = None
-    retry_after: Optional[int] = None
+    method: str | None = None
+    path: str | None = None
+    count: int | None = 1
+    status: int | None = None
+    retry_after: int | None = None
     seconds: float = 0.0
-    detail: Optional[str] = None
+    detail: str | None = None
     drop: bool = False
-    errors: Optional[list] = None
+    errors: list | None = None
     until: float = 0.0  # rate_window: when it ends (time.time()); set when it first fires
     fired: bool = False
     id: int = field(default=0)
@@ -114,7 +113,7 @@ class FaultBook:
             self._faults.append(fault)
         return fault
 
-    def take(self, kinds, method: str, path: str) -> Optional[Fault]:
+    def take(self, kinds, method: str, path: str) -> Fault | None:
         """Fire the first pending fault of one of `kinds` matching the request, or return None."""
         with self._lock:
             now = time.time()

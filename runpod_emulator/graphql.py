@@ -19,7 +19,6 @@ import re
 import secrets
 import threading
 import time
-from typing import Optional
 
 from .messages import ApiError, Reply, Request, json_reply
 
@@ -82,7 +81,7 @@ class GraphQL:
         wanted = [name for name in re.findall(r"\w+", selection) if name in FIELDS] or ["id"]
         return json_reply(200, {"data": {field: {name: values[name] for name in wanted}}})
 
-    def _key(self, req: Request) -> tuple[Optional[str], Optional[str]]:
+    def _key(self, req: Request) -> tuple[str | None, str | None]:
         scheme, _, key = req.headers.get("authorization", "").partition(" ")
         key = key.strip() if scheme.lower() == "bearer" else ""
         key = key or req.query.get("api_key", "")

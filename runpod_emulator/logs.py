@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from startup.agent import protocol
 
@@ -24,7 +24,7 @@ MAX_LINES = 5000  # the API's tail maximum; older lines are dropped
 
 def rfc3339(ts: float) -> str:
     """RFC 3339 with milliseconds and a Z, the spec's timestamp form (e.g. `Pod.createdAt`)."""
-    dt = datetime.fromtimestamp(ts, timezone.utc)
+    dt = datetime.fromtimestamp(ts, UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
@@ -43,7 +43,7 @@ class LogLine:
         """`unique`: `<ts>/<seq>`. `second`: the spec's literal reading ("event ids are the event `ts`
         timestamp") at one-second resolution, so lines of the same second share an id."""
         if ids == "second":
-            return datetime.fromtimestamp(self.ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return datetime.fromtimestamp(self.ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"{rfc3339(self.ts)}/{self.seq:012d}"
 
     def as_api(self) -> dict:

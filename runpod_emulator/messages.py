@@ -6,9 +6,9 @@ Errors are RFC 9457 problem details, the spec's `ErrorResponse` (https://www.rfc
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Callable, Iterator, Optional
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
@@ -34,10 +34,10 @@ class Request:
 class Reply:
     status: int
     body: bytes = b""
-    content_type: Optional[str] = None
+    content_type: str | None = None
     headers: dict = field(default_factory=dict)
     # A stream replaces the body: the server sends each yielded chunk as it comes (SSE).
-    stream: Optional[Callable[[], Iterator[bytes]]] = None
+    stream: Callable[[], Iterator[bytes]] | None = None
 
 
 def json_reply(status: int, obj) -> Reply:

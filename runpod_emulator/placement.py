@@ -3,7 +3,7 @@ each data center and the host CUDA versions; and the live wordings of a refusal.
 the world (state.py) passes its stock and volumes in and holds the lock around the call."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from . import catalog
 from .messages import ApiError, not_found
@@ -78,7 +78,7 @@ def place_gpu(cfg: dict, cloud: str, candidates: list[str], *, stock: dict, deni
     raise capacity_error()
 
 
-def pick_cuda(offered, allowed, min_cuda) -> Optional[str]:
+def pick_cuda(offered, allowed, min_cuda) -> str | None:
     """The highest host CUDA version in a DC that the pod's constraints accept (exact list or floor)."""
     def key(v):
         major, minor = v.split(".")

@@ -11,8 +11,8 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from .messages import Reply, Request, problem
@@ -23,7 +23,7 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # pollers open many connections at once
 
-    def __init__(self, address, app: Callable[[Request], Optional[Reply]], verbose: bool = False):
+    def __init__(self, address, app: Callable[[Request], Reply | None], verbose: bool = False):
         self.app, self.verbose = app, verbose
         self._connections: set = set()
         self._connections_lock = threading.Lock()

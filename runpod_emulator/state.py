@@ -20,8 +20,8 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 from startup.agent import protocol
 
@@ -71,10 +71,10 @@ class Pod:
     disk: int
     ports: list
     env: dict
-    registry: Optional[str]
+    registry: str | None
     cloud: str
     data_center: str
-    cuda_version: Optional[str]
+    cuda_version: str | None
     gpu: dict
     mounts: dict
     locked: bool
@@ -83,12 +83,12 @@ class Pod:
     created_at: float
     listed_at: float  # hidden from GET /v2/pods before this (listing-lag fault)
     log: PodLog
-    boot: Optional[Boot] = None  # None = EXITED
+    boot: Boot | None = None  # None = EXITED
     # During a PATCH's reset lag: the old container, still running, and the env it runs with.
-    old_boot: Optional[Boot] = None
-    old_env: Optional[dict] = None
-    last_started_at: Optional[float] = None
-    service_ready: Optional[bool] = None  # per-pod override of World.service_default
+    old_boot: Boot | None = None
+    old_env: dict | None = None
+    last_started_at: float | None = None
+    service_ready: bool | None = None  # per-pod override of World.service_default
     internal_ip: str = field(default_factory=lambda: f"100.65.{random.randint(0, 255)}.{random.randint(1, 254)}")
     # RunPod's pod-scoped API key, injected into the container as RUNPOD_API_KEY (see container_env).
     pod_key: str = field(default_factory=lambda: "rpa_pod_" + secrets.token_hex(16))
@@ -128,20 +128,20 @@ class World:
             self.sparse_get: dict[str, str] = {}
             self.normalised_echo = False
             self.log_ids = "unique"  # getPodLogs event ids: "unique" (`ts/seq`) | "second" (the bare ts, 1 s)
-            self.pull_line_every: Optional[float] = None  # a system pull line every N s of PROVISIONING
+            self.pull_line_every: float | None = None  # a system pull line every N s of PROVISIONING
             # A reset (PATCH or restart) that RunPod's fields do not show: status stays RUNNING, startedAt
             # and uptime keep the old boot's, runtime is null until the new container's runtime exists.
             self.opaque_reset = False
             # ERROR: {"after": s, "reason": text}: each boot goes to ERROR s seconds after RUNNING,
             # logging `reason` as a system line (e.g. "OCI runtime create failed" for a CUDA mismatch).
-            self.error_after: Optional[dict] = None
+            self.error_after: dict | None = None
             # Starts (podAction start, console starts) come up with zero GPUs: the host's GPU was rented.
             self.zero_gpu_start = False
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
     def _new_boot(self, pod: Pod, now: float, provision: float, lag: float = 0.0,
-                  old: Optional[Boot] = None, old_env: Optional[dict] = None, reset: bool = False):
+                  old: Boot | None = None, old_env: dict | None = None, reset: bool = False):
         """Begin a boot `lag` seconds from now; `old` keeps running until then (a PATCH's reset).
         `reset`: a PATCH or restart of a started container (what `opaque_reset` hides)."""
         shown = (old.shown_started or old.running_at) if old is not None else pod.last_started_at
@@ -273,7 +273,7 @@ class World:
                 body["ports"] = sorted(body["ports"], reverse=True)
         return body
 
-    def list_pods(self, after_seq: int = 0, limit: Optional[int] = None) -> tuple[list[dict], Optional[int]]:
+    def list_pods(self, after_seq: int = 0, limit: int | None = None) -> tuple[list[dict], int | None]:
         """Visible pods created after `after_seq`, oldest first; plus the cursor seq when more remain."""
         with self.lock:
             now = self.clock()
@@ -381,7 +381,7 @@ class World:
                     self._new_boot(pod, now, 0.0, lag=self.reset_lag, reset=True)
             return self._render(pod, now)
 
-    def pod_action(self, pod_id: str, action: str, start_fault: Callable[[], object] = lambda: None) -> Optional[dict]:
+    def pod_action(self, pod_id: str, action: str, start_fault: Callable[[], object] = lambda: None) -> dict | None:
         """Apply a lifecycle action; returns the pod, or None for `terminate`. `start_fault()` is
         asked only for a `start` that would otherwise succeed; a fault it returns fails the start."""
         with self.lock:
@@ -439,7 +439,7 @@ class World:
                 injected["RUNPOD_VOLUME_ID"] = mount["volumeId"]
             return {**pod.env, **injected}
 
-    def pod_of_key(self, key: str) -> Optional[str]:
+    def pod_of_key(self, key: str) -> str | None:
         """The id of the live pod whose pod-scoped key this is (a deleted pod's key is dead)."""
         with self.lock:
             return next((p.id for p in self.pods.values() if secrets.compare_digest(p.pod_key, key)), None)
@@ -481,7 +481,7 @@ class World:
 
     # ----- services behind the proxy, and logs --------------------------------------------------
 
-    def set_service(self, pod_id: Optional[str], ready: bool):
+    def set_service(self, pod_id: str | None, ready: bool):
         """pod_id None sets the default for all pods, present and future, and clears overrides."""
         with self.lock:
             if pod_id is None:
@@ -504,7 +504,7 @@ class World:
             env = pod.old_env if old else pod.env  # the old container runs with the old env
             return ("ready" if self._services_up(pod, now) else "down"), dict(env)
 
-    def log_lines(self, pod_id: str, after_seq: int = 0, source: Optional[str] = None):
+    def log_lines(self, pod_id: str, after_seq: int = 0, source: str | None = None):
         """(lines after `after_seq`, whether the pod still exists); for a stream already open."""
         with self.lock:
             pod = self.pods.get(pod_id)
@@ -513,8 +513,8 @@ class World:
             self._advance_log(pod, self.clock())
             return pod.log.after(after_seq, source), True
 
-    def log_backlog(self, pod_id: str, source: Optional[str], tail: int,
-                    since: Optional[float], after_seq: Optional[int]):
+    def log_backlog(self, pod_id: str, source: str | None, tail: int,
+                    since: float | None, after_seq: int | None):
         """The backfill a new log stream starts with; returns (lines, last seq in the log)."""
         with self.lock:
             pod = self._pod(pod_id)
@@ -551,7 +551,7 @@ class World:
         with self.lock:
             return self.catalog_stock.get((data_center, gpu_id)) or self.stock_level(data_center, gpu_id)
 
-    def set_catalog_stock(self, data_center: str, gpu_id: str, level: Optional[str]):
+    def set_catalog_stock(self, data_center: str, gpu_id: str, level: str | None):
         with self.lock:
             if level is None:
                 self.catalog_stock.pop((data_center, gpu_id), None)

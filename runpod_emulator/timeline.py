@@ -12,7 +12,7 @@ The world (state.py) begins and ends boots under its lock and asks these functio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .state import Pod
@@ -29,8 +29,8 @@ class Boot:
     public_ip: str
     public_ports: dict = field(default_factory=dict)  # private -> public port, drawn once per boot
     never_ready: bool = False  # the startup failed or hangs: services never come up
-    shown_started: Optional[float] = None  # opaque reset: the old boot's start, shown instead
-    error_at: Optional[float] = None  # the pod goes to ERROR then (World.error_after)
+    shown_started: float | None = None  # opaque reset: the old boot's start, shown instead
+    error_at: float | None = None  # the pod goes to ERROR then (World.error_after)
 
     @property
     def running_at(self) -> float:
@@ -45,7 +45,7 @@ class Boot:
         return self.runtime_at + self.ready_delay
 
 
-def live_boot(pod: Pod, now: float) -> Optional[Boot]:
+def live_boot(pod: Pod, now: float) -> Boot | None:
     """The boot the pod shows now. Before a new boot begins (reset lag) that is the old
     container of a PATCH, or none (EXITED) after a start."""
     if pod.boot is not None and now < pod.boot.at:
@@ -66,7 +66,7 @@ def status(pod: Pod, now: float) -> str:
         return "STARTING"
     return "RUNNING"
 
-def started_at(pod: Pod, now: float) -> Optional[float]:
+def started_at(pod: Pod, now: float) -> float | None:
     boot = live_boot(pod, now)
     if boot is not None and boot.shown_started is not None:
         return boot.shown_started

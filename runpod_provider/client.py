@@ -57,8 +57,8 @@ from .wire import (
     CreatePodRequest,
     GpuType,
     NetworkVolume,
-    PodInfo,
     PodActionRequest,
+    PodInfo,
     UpdatePodRequest,
 )
 

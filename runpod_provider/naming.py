@@ -45,7 +45,7 @@ def new_pod_name(prefix: str) -> str:
 def is_pod_name_of(prefix: str, pod_name: str) -> bool:
     """True for names this resource's creates produce (used to find pods an interrupted create
     left behind). Anchored, so model `olmocr` never matches `olmocr-2`'s pods."""
-    return re.fullmatch(re.escape(prefix) + r"-[a-z0-9]{%d}" % SUFFIX_LEN, pod_name) is not None
+    return re.fullmatch(re.escape(prefix) + rf"-[a-z0-9]{{{SUFFIX_LEN}}}", pod_name) is not None
 
 
 def is_stack_pod(project: str, stack: str, pod_name: str) -> bool:

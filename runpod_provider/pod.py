@@ -21,16 +21,30 @@ from startup.agent import protocol
 from . import api_errors, placement, server_hooks
 from .client import RunPodClient
 from .keys import ApiKeyError, find_api_key
-from .provider_errors import (CleanupFailed, CreateInterrupted, DeleteRateLimited, DeleteTimeout,
-                              Interrupted, MalformedApiKey, MissingApiKey, PodNotReady,
-                              PodVanished, RunPodFailed, StartRefused, WokeWithoutGpu)
 from .naming import is_pod_name_of, new_pod_name
 from .polling import Backoff, poll_until
-from .readiness import (BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, ZeroGpus, boot_is_new, probe_ok,
-                        public_url)
+from .provider_errors import (
+    CleanupFailed,
+    CreateInterrupted,
+    DeleteRateLimited,
+    DeleteTimeout,
+    Interrupted,
+    MalformedApiKey,
+    MissingApiKey,
+    PodNotReady,
+    PodVanished,
+    RunPodFailed,
+    StartRefused,
+    WokeWithoutGpu,
+)
+from .readiness import BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, ZeroGpus, boot_is_new, probe_ok, public_url
 from .spec import INPUT_KEYS, LOCAL_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, Probe, describe_errors
-from .wire import PodInfo  # the API's view of a pod; `Pod` below is the Pulumi resource
-from .wire import STOPPED_STATUSES, UP_STATUSES, PodStatus
+from .wire import (
+    STOPPED_STATUSES,
+    UP_STATUSES,
+    PodInfo,  # the API's view of a pod; `Pod` below is the Pulumi resource
+    PodStatus,
+)
 
 server_hooks.install()  # in the provider process: one-line errors, and Ctrl-C reaches the waits
 

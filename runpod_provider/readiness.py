@@ -43,6 +43,7 @@ from .client import USER_AGENT
 from .polling import poll_delays, poll_until
 from .spec import Probe
 from .wire import FINAL_STATUSES, PodInfo, PodStatus
+
 # How long a pod may still show the state from before a start/PATCH (EXITED, or the old container)
 # before the wait says RunPod did not act on it.
 BOOT_GRACE_S = 300.0
@@ -251,7 +252,7 @@ class ReadinessWaiter:
             events = self.read_logs(self._last_id)
         except Exception:  # noqa: BLE001 - a progress nicety; never fail a create over it
             return
-        for (event_id, line), key in zip(events, log_keys(events)):
+        for (event_id, line), key in zip(events, log_keys(events), strict=True):
             if key is not None:
                 if key in self._seen_ids:
                     continue

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from enum import StrEnum
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -112,7 +112,7 @@ class PodSpec(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _cross_field(self) -> "PodSpec":
+    def _cross_field(self) -> PodSpec:
         both = set(self.env) & set(self.secret_env)
         if both:
             raise ValueError(f"env and secret_env both set {sorted(both)}; keep each key in one of them")

@@ -262,7 +262,7 @@ def _pack_part(src: Path, names: list[str], tmp: Path, fmt: str, level: int, thr
             rcs = [p.wait() for p in procs]
         finally:
             os.unlink(lst.name)
-        for p, rc, err in zip(procs, rcs, (tar_err, z_err)):
+        for p, rc, err in zip(procs, rcs, (tar_err, z_err), strict=True):
             if rc != 0:
                 err.seek(0)
                 msg = err.read().decode(errors="replace").strip().splitlines()
@@ -313,11 +313,11 @@ def pack(src: Path, dest: Path, *, log: Log, parts: int = PARTS, compress: str =
     try:
         with ThreadPoolExecutor(max_workers=len(groups)) as ex:
             futs = [ex.submit(_pack_part, src, g, dest.parent / (n + ".tmp"), fmt, level, threads)
-                    for g, n in zip(groups, names)]
+                    for g, n in zip(groups, names, strict=True)]
             written = [dest.parent / (n + ".tmp") for n in names]
             results = [f.result() for f in futs]
         entries = []
-        for n, (size, digest) in zip(names, results):
+        for n, (size, digest) in zip(names, results, strict=True):
             os.replace(dest.parent / (n + ".tmp"), dest.parent / n)
             entries.append({"name": n, "size": size, "sha256": digest})
         written = [dest.parent / n for n in names]
@@ -451,7 +451,7 @@ def unpack(dest: Path, target: Path, *, log: Log, free_bytes: Callable[[Path], i
         raise ArchiveMissing(f"{dest.name} is zstd-compressed and this image has no zstd binary: install, "
                              "then pack writes an uncompressed archive")
     paths = [dest.parent / p["name"] for p in m["parts"]]
-    for p, part in zip(paths, m["parts"]):
+    for p, part in zip(paths, m["parts"], strict=True):
         try:
             size = p.stat().st_size
         except FileNotFoundError:
@@ -483,7 +483,7 @@ def unpack(dest: Path, target: Path, *, log: Log, free_bytes: Callable[[Path], i
             errors.append(e)
         with ThreadPoolExecutor(max_workers=jobs or max(1, len(paths) - 1)) as ex:
             futs = [] if errors else [ex.submit(_unpack_part, p, part, fmt, tmp, stop)
-                                      for p, part in zip(paths[1:], m["parts"][1:])]
+                                      for p, part in zip(paths[1:], m["parts"][1:], strict=True)]
             for f in futs:
                 try:
                     read += f.result()

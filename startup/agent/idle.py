@@ -24,8 +24,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from urllib.parse import quote
-from typing import Callable, Mapping, Optional
 
 from . import protocol
 
@@ -106,13 +106,13 @@ class PodStopper:
     """
 
     def __init__(self, *, pod_id: str, pod_key: str, api_url: str, graphql_url: str,
-                 log: Callable[[str], None], runpodctl: Optional[str] = "runpodctl",
+                 log: Callable[[str], None], runpodctl: str | None = "runpodctl",
                  timeout_s: float = HTTP_TIMEOUT_S) -> None:
         self.pod_id, self._key = pod_id, pod_key
         self.api_url, self.graphql_url = api_url.rstrip("/"), graphql_url
         self.log, self.runpodctl, self.timeout_s = log, runpodctl, timeout_s
         self.outcomes: list[str] = []  # the last stop()'s outcome per path, for the watcher's line
-        self.accepted_by: Optional[str] = None
+        self.accepted_by: str | None = None
 
     # ----- the chain -----------------------------------------------------------------------------
 
@@ -132,7 +132,7 @@ class PodStopper:
         ok, text = self._runpodctl_stop()
         return self._done("runpodctl", ok, text)
 
-    def status(self) -> Optional[str]:
+    def status(self) -> str | None:
         """The pod's status as RunPod shows it (v2 `status`, else GraphQL `desiredStatus`), or None
         when neither answers this key."""
         status, body = self._http("GET", f"{self.api_url}/pods/{quote(self.pod_id, safe='')}")
@@ -190,7 +190,7 @@ class PodStopper:
                 return True, tried[-1]
         return False, "; ".join(tried)
 
-    def _run(self, argv: list[str], env: dict) -> tuple[Optional[int], str]:
+    def _run(self, argv: list[str], env: dict) -> tuple[int | None, str]:
         try:
             done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   errors="replace", timeout=RUNPODCTL_TIMEOUT_S)
@@ -199,7 +199,7 @@ class PodStopper:
         lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
         return done.returncode, " ".join(lines)[-200:]
 
-    def _http(self, method: str, url: str, payload: Optional[dict] = None) -> tuple[Optional[int], object]:
+    def _http(self, method: str, url: str, payload: dict | None = None) -> tuple[int | None, object]:
         """(HTTP status, JSON body or text); (None, reason) when nothing answered."""
         headers = {"Authorization": f"Bearer {self._key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
         data = None
@@ -232,7 +232,7 @@ def _body(raw: bytes) -> object:
         return text
 
 
-def _http_text(status: Optional[int], body: object) -> str:
+def _http_text(status: int | None, body: object) -> str:
     if status is None:
         return f"no answer: {body}"
     detail = body
@@ -254,8 +254,8 @@ class IdleWatcher:
     """
 
     def __init__(self, *, minutes: int, minute_s: float, check_s: float, metrics_url: str,
-                 stopper: PodStopper, log: Callable[[str], None], retry_s: Optional[float] = None,
-                 metrics_key: Optional[str] = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 stopper: PodStopper, log: Callable[[str], None], retry_s: float | None = None,
+                 metrics_key: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if retry_s is None:  # not passed: the pod env's IDLE_STOP_RETRY_S, so tests can shorten it
             retry_s = _seconds(os.environ, "IDLE_STOP_RETRY_S")
         if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 1:
@@ -273,8 +273,8 @@ class IdleWatcher:
     def run(self, stop: threading.Event) -> None:
         say = lambda text: self.log(protocol.detail_line(text))  # noqa: E731
         say(f"idle stop: on; the pod stops itself after {self.minutes} min without a request to vLLM")
-        idle_since: Optional[float] = None
-        last: Optional[float] = None
+        idle_since: float | None = None
+        last: float | None = None
         missing_told = False
         attempts, next_try = 0, 0.0
         while not stop.wait(self.check_s):
@@ -351,7 +351,7 @@ def _seconds(env: Mapping[str, str], name: str) -> float:
     return float(raw)
 
 
-def from_env(env: Mapping[str, str], *, metrics_url: str, log: Callable[[str], None]) -> Optional[IdleWatcher]:
+def from_env(env: Mapping[str, str], *, metrics_url: str, log: Callable[[str], None]) -> IdleWatcher | None:
     """The watcher the pod env asks for, or None (off; without RunPod's identity an error= line says
     why). ValueError, whose text is the line to print, for a bad setting."""
     minutes = env.get("IDLE_STOP_MINUTES") or ""
@@ -373,7 +373,7 @@ def from_env(env: Mapping[str, str], *, metrics_url: str, log: Callable[[str], N
                        retry_s=seconds["IDLE_STOP_RETRY_S"], metrics_key=env.get("VLLM_API_KEY"))
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """`python3 -m agent.idle [--stop-now]` (the zipapp on PYTHONPATH): the watcher alone from this env;
     `--stop-now` asks RunPod once and says which path accepted (how to learn on a live pod what its
     key may do). Exit 0: accepted or watched until stopped; 1: refused or off; 2: a bad setting."""

@@ -20,9 +20,8 @@ from .model import Download, local_dir_complete, marker
 from .output import LogWriter, Out, rotate
 from .proc import Children, Supervisor
 from .profile import choose, read_gpu, vllm_argv
-from .settings import SetupFailed, Settings, load
+from .settings import Settings, SetupFailed, load
 from .venvs import InstallFailed, Spec, Venvs
-
 
 IDLE_API_URL = "https://api.runpod.io/v2"
 IDLE_GRAPHQL_URL = "https://api.runpod.io/graphql"

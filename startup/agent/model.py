@@ -14,7 +14,7 @@ from . import childenv
 from .locks import volume_lock
 from .output import LogWriter, Out
 from .proc import Children
-from .settings import SetupFailed, Settings
+from .settings import Settings, SetupFailed
 
 
 def local_dir_complete(d: Path) -> bool:

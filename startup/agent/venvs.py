@@ -24,7 +24,7 @@ from . import archive, childenv, lockfiles
 from .locks import volume_lock
 from .output import LogWriter, Out
 from .proc import Children
-from .settings import SetupFailed, Settings
+from .settings import Settings, SetupFailed
 
 
 class InstallFailed(SetupFailed):

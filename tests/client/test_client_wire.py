@@ -4,15 +4,15 @@ import pydantic
 import pytest
 
 from runpod_provider.wire import (
+    FINAL_STATUSES,
+    STOPPED_STATUSES,
+    UP_STATUSES,
     CreatePodRequest,
     GpuRequest,
     GpuType,
     Mounts,
     NetworkMount,
     NetworkVolume,
-    FINAL_STATUSES,
-    STOPPED_STATUSES,
-    UP_STATUSES,
     PodActionRequest,
     PodInfo,
     UpdatePodRequest,

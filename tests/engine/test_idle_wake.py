@@ -10,7 +10,6 @@ counters the test drives; idle.py's own paths are unit-tested in tests/startup/t
 
 from __future__ import annotations
 
-
 import pytest
 
 from devkit.startup import Harness, Metrics, Run

@@ -10,8 +10,9 @@ import re
 import sqlite3
 
 import pytest
-from devkit.startup import DEV_MODELS, pod_env, stack_config
 
+from devkit.startup import DEV_MODELS, pod_env, stack_config
+from runpod_deploy.config import ConfigError
 from runpod_deploy.schema import StackConfig
 from startup.agent import bundle
 from startup.agent import lockfiles as locks
@@ -112,9 +113,10 @@ def test_gate_settings_per_model_reach_the_pod_env():
     env = pod_env("olmocr", {"allowedMediaDomains": ["images.example.com"], "extraApiRoutes": ["POST /v1/embeddings"]})
     assert (env["GATE_MEDIA_DOMAINS"], env["GATE_ALLOWED_ROUTES"]) == ("images.example.com", "POST /v1/embeddings")
     assert "GATE_MEDIA_DOMAINS" not in pod_env("olmocr")
-    for bad in ({"allowedMediaDomains": ["http://x.com"]}, {"extraApiRoutes": ["/v1/../x"]},
-                {"extraApiRoutes": ["/v1/embeddings"]}):
-        with pytest.raises(Exception):
+    for bad, key in (({"allowedMediaDomains": ["http://x.com"]}, "allowedMediaDomains"),
+                     ({"extraApiRoutes": ["/v1/../x"]}, "extraApiRoutes"),
+                     ({"extraApiRoutes": ["/v1/embeddings"]}, "extraApiRoutes")):
+        with pytest.raises(ConfigError, match=f"models.olmocr.{key}"):
             pod_env("olmocr", bad)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from devkit.cli import ROOT, isolated_env, search_path
-from runpod_provider.provider_errors import MISSING_API_KEY as MISSING_KEY
 from runpod_provider.client import RunPodClient
+from runpod_provider.provider_errors import MISSING_API_KEY as MISSING_KEY
 from runpod_provider.wire import CreatePodRequest, GpuRequest
 
 

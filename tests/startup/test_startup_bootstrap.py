@@ -15,8 +15,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from devkit.startup import DEV_MODELS, REPO, stack_config
 
+from devkit.startup import DEV_MODELS, REPO, stack_config
 from runpod_deploy import config, pod_env
 from runpod_deploy.pod_env import bootstrap_command, startup_env
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 import requests
-from devkit.startup import SECRETS, Metrics, sha
 
+from devkit.startup import SECRETS, Metrics, sha
 
 READY = r"^runpod-deploy phase=ready$"
 ACCEPTED = r"^runpod-deploy: idle stop: RunPod accepted the stop \(GraphQL podStop\)"

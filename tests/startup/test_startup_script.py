@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from devkit.startup import DEV_MODELS, OLMOCR, PHASES, QWEN, REPO, SECRETS, pid_alive, sha
 
+from devkit.startup import DEV_MODELS, OLMOCR, PHASES, QWEN, REPO, SECRETS, pid_alive, sha
 from startup.agent import archive, lockfiles
 
 READY = r"^runpod-deploy phase=ready$"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from devkit.startup_real import OLMOCR, RealHarness, stack_config, uv_installed_counts
 
 HERE = Path(__file__).resolve().parent

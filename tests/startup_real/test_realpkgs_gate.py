@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from devkit.locked_venvs import locked_venv
 from devkit.startup import free_port
 

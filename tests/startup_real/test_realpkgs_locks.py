@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+
 from devkit.locked_venvs import PASS_THROUGH, UV_CACHE, find_python, find_uv, lock_path, locked_venv
 
 pytestmark = pytest.mark.timeout(1800)

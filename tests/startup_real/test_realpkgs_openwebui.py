@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from devkit.startup_real import OLMOCR, SECRETS, http, signin, stack_config, uv_installed_counts, wait_http_ok
 
 pytestmark = pytest.mark.timeout(2400)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from devkit.startup import Harness
 from devkit.startup_real import DEV_MODELS, GPU_LINES, RealHarness, gpu_types_to_check, stack_config
 

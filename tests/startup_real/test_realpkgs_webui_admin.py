@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from devkit.locked_venvs import locked_venv, unlocked_venv
 from devkit.startup import free_port
 from devkit.startup_real import http, signin
