@@ -262,7 +262,8 @@ def _pack_part(src: Path, names: list[str], tmp: Path, fmt: str, level: int, thr
             rcs = [p.wait() for p in procs]
         finally:
             os.unlink(lst.name)
-        for p, rc, err in zip(procs, rcs, (tar_err, z_err), strict=True):
+        # one process (plain tar) or two (tar | zstd): the error files past them are unused
+        for p, rc, err in zip(procs, rcs, (tar_err, z_err), strict=False):
             if rc != 0:
                 err.seek(0)
                 msg = err.read().decode(errors="replace").strip().splitlines()
