@@ -113,17 +113,5 @@ def test_a_user_set_key_replaces_the_generated_one(engine_emulator, tmp_path, mo
     assert engine_emulator.pods()[0]["env"]["VLLM_API_KEY"] == "my-own-key-123"
 
 
-def test_a_start_refused_for_lack_of_a_free_gpu_says_to_replace_the_pod(engine_emulator, tmp_path, monkeypatch):
-    d = deploy(engine_emulator, tmp_path, monkeypatch, models=one_model(running=False))
-    d.up()
-    [pod] = engine_emulator.pods()
-    assert pod["status"] == "EXITED"
-    engine_emulator.inject(kind="no_gpu_on_start")
-    d.write_config({**d.config, "models": one_model(running=True)})
-    with pytest.raises(CommandError) as e:
-        d.up()
-    msg = str(e.value)
-    assert "refused to start pod" in msg and "not enough free GPUs" in msg
-    assert "pulumi up --replace" in msg
-    # Nothing lost: the stopped pod is still there and still in state.
-    assert [p["id"] for p in engine_emulator.pods()] == [pod["id"]] == [only_pod(d)["id"]]
+# A start refused for a taken GPU: tests/engine/test_lifecycle.py (with `wakeWithoutGpu: fail`; the
+# default replaces the pod: tests/engine/test_live3.py).
