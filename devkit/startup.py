@@ -262,7 +262,10 @@ class Harness:
     def records(self, *tools: str) -> list[dict]:
         if not self.stub_log.exists():
             return []
-        recs = [json.loads(line) for line in self.stub_log.read_text().splitlines() if line.strip()]
+        text = self.stub_log.read_text()
+        # A stub may be writing its line right now: only complete lines count.
+        lines = text.split("\n")[:-1]
+        recs = [json.loads(line) for line in lines if line.strip()]
         return [r for r in recs if not tools or r["tool"] in tools]
 
     def wait_records(self, tool: str, count: int, timeout: float = 15) -> list[dict]:

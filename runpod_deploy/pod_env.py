@@ -17,7 +17,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from startup.agent import lockfiles
+from startup.agent import bundle, lockfiles
 
 from .schema import ModelConfig, StackConfig
 
@@ -152,11 +152,12 @@ def startup_env(name: str, model: ModelConfig, cfg: StackConfig, *, workspace: s
         "STARTUP_B64": script_b64(),
         "PYTHONUNBUFFERED": "1",
     }
-    # The locks of exactly the releases this pod installs (startup/agent/lockfiles.py: why not in STARTUP_B64).
-    env[lockfiles.LOCKS_ENV] = lockfiles.encode_env([("vllm", cfg.vllm_version_for(model)),
-                                             ("openwebui", cfg.openwebui_version),
-                                             ("hf-hub", lockfiles.HF_HUB_VERSION)])
-    # The API gate in vLLM's process (startup/agent/gate.py) reads these.
+    # The files for the children (startup/agent/bundle.py: why not in STARTUP_B64): the locks of exactly
+    # the releases this pod installs, and the scripts that run in vLLM's and Open WebUI's interpreters.
+    env[bundle.FILES_ENV] = bundle.encode_env([("vllm", cfg.vllm_version_for(model)),
+                                               ("openwebui", cfg.openwebui_version),
+                                               ("hf-hub", lockfiles.HF_HUB_VERSION)])
+    # The API gate in vLLM's process (startup/children/gate.py) reads these.
     if model.allowed_media_domains:
         env["GATE_MEDIA_DOMAINS"] = ",".join(model.allowed_media_domains)
     if model.extra_api_routes:

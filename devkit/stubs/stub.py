@@ -2,8 +2,9 @@
 
 The harness (devkit/startup.py) puts tiny ``#!/bin/sh exec python stub.py <tool> "$@"`` wrappers on
 PATH (uv, nvidia-smi, tar) and the ``uv`` stub writes the same kind of wrappers into the venvs it
-"creates" (vllm, open-webui); ``uv tool run --from <req> hf ...`` runs the hf stub, so the agent
-runs its real code paths. A venv it creates is a real (empty) venv around this Python, and
+"creates" (vllm, open-webui, hf: the program the lock's first line names), so the agent runs its
+real code paths. ``uv pip install`` takes a lock (``--require-hashes -r <file>``) and refuses one
+with an unhashed pin, as uv does. A venv it creates is a real (empty) venv around this Python, and
 installing open-webui puts the fake ``open_webui`` package (devkit/stubs/open_webui/, what the
 admin step imports) into it. ``tar`` records its call, then runs the real tar.
 
@@ -13,10 +14,12 @@ record file is never a leak itself.
 
 Behaviour knobs (env): STUB_GPU (nvidia-smi output line), STUB_UV_FAIL, STUB_HF_FAIL,
 STUB_VLLM_FAIL (exit at once with status 3), STUB_UV_SLEEP / STUB_HF_SLEEP (seconds each
-`uv pip install` / download takes), STUB_UV_MANAGED_PYTHON (`uv venv` "downloads" its Python into
+`uv pip install` but the downloader's / each download takes), STUB_WEBUI_ADMIN_FAIL (the fake
+open_webui fails the admin step), STUB_UV_MANAGED_PYTHON (`uv venv` "downloads" its Python into
 $UV_PYTHON_INSTALL_DIR, as the real uv does when the machine has no such Python), STUB_HOLD (a
 file: uv and the downloader wait while it exists, an install or download in progress), STUB_METRICS
-(a file whose text the stub vLLM serves as /metrics: the test drives the counters).
+(a file whose text the stub vLLM serves as /metrics: the test drives the counters). Loaded with
+``--middleware gate.Gate``, the stub vLLM plays the gate's key check on /metrics too.
 """
 
 from __future__ import annotations
@@ -89,21 +92,27 @@ def uv(argv: list[str]) -> int:
         print(f"Creating virtual environment at: {venv}")
         return 0
     if argv[:2] == ["pip", "install"]:
-        time.sleep(float(os.environ.get("STUB_UV_SLEEP") or 0))
         venv = Path(opt(argv, "--python")).parent.parent
-        reqs = [a for a in argv[2:] if not a.startswith("--") and a != opt(argv, "--python")]
-        for req in reqs:
-            if req.startswith("vllm=="):
-                write_wrapper(venv / "bin" / "vllm", "vllm")
-            elif req.startswith("open-webui=="):
-                write_wrapper(venv / "bin" / "open-webui", "open-webui")
-                site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
-                site.mkdir(parents=True, exist_ok=True)
-                (site / "open_webui").symlink_to(FAKE_OPEN_WEBUI)
-        print(f"Installed {len(reqs)} package(s)")
+        lock = Path(opt(argv, "-r")).read_text()
+        if not lock.startswith("# huggingface_hub"):  # the downloader's small venv installs at once
+            time.sleep(float(os.environ.get("STUB_UV_SLEEP") or 0))
+        pins = [line.split()[0] for line in lock.splitlines() if "==" in line and not line.startswith(("#", " "))]
+        if "--require-hashes" not in argv or lock.count("--hash=sha256:") < len(pins):
+            print("error: stub uv: every pin of the lock needs a hash, and --require-hashes")
+            return 2
+        top = lock.split()[1]  # the lock's first line: "# <requirement> for Python ..."
+        for prefix, program in (("vllm==", "vllm"), ("open-webui==", "open-webui"), ("huggingface_hub", "hf")):
+            if top.startswith(prefix):
+                write_wrapper(venv / "bin" / program, program)
+        if top.startswith("open-webui=="):
+            site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+            site.mkdir(parents=True, exist_ok=True)
+            (site / "open_webui").symlink_to(FAKE_OPEN_WEBUI)
+            meta = site / f"open_webui-{top.split('==')[1]}.dist-info"  # importlib.metadata.version() reads it
+            meta.mkdir(exist_ok=True)
+            (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: open-webui\nVersion: {top.split('==')[1]}\n")
+        print(f"Installed {len(pins)} package(s)")
         return 0
-    if argv[:3] == ["tool", "run", "--from"] and argv[4:5] == ["hf"]:
-        return hf("hf", argv[5:])
     print(f"stub uv: unsupported {argv}")
     return 2
 
@@ -168,7 +177,9 @@ def vllm(argv: list[str]) -> int:
     def routes(path, auth):
         if path == "/health":
             return 200, {}
-        if path == "/metrics":  # no key, like vLLM's (its key check covers /v1 paths only)
+        if path == "/metrics":  # vLLM's own key check covers /v1 only; the gate's covers /metrics
+            if "--middleware" in argv and auth != f"Bearer {key}":
+                return 401, {"error": "Unauthorized"}
             metrics = os.environ.get("STUB_METRICS")
             return 200, Path(metrics).read_text() if metrics and Path(metrics).exists() else ""
         if path == "/v1/models":

@@ -273,8 +273,10 @@ def _pack_part(src: Path, names: list[str], tmp: Path, fmt: str, level: int, thr
 
 
 def _child_env() -> dict[str, str]:
-    """tar and zstd need no secret: PATH, locale and HOME only."""
-    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+    """tar and zstd need no secret: PATH, locale and HOME only (and the names of the agent's test knob
+    AGENT_PASS_ENV, never a secret: the stubs' STUB_* settings)."""
+    keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", *os.environ.get("AGENT_PASS_ENV", "").split(",")}
+    return {k: v for k, v in os.environ.items() if k in keep}
 
 
 def _enospc(text: str) -> bool:

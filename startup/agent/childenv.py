@@ -18,6 +18,8 @@ NETWORK = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "HTTP_PROXY", 
            "PIP_EXTRA_INDEX_URL")
 # What the GPU runtime of the image may need (no secret): the services.
 GPU = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "CUDA_HOME")
+# The gate's settings (startup/children/gate.py, in vLLM's process): vLLM only.
+GATE = ("GATE_MEDIA_DOMAINS", "GATE_ALLOWED_ROUTES", "GATE_MAX_BODY_BYTES")
 # Every child that may reach the Hub: huggingface_hub 0.x raises on every plain download when
 # HF_HUB_ENABLE_HF_TRANSFER=1 (the runpod/pytorch image sets it) and hf_transfer is not installed;
 # Xet's chunk cache (under HF_HOME, the volume) only helps re-downloads, which the marker prevents.
@@ -50,7 +52,8 @@ def hf(s: Settings) -> dict[str, str]:
 
 
 def downloader(s: Settings) -> dict[str, str]:
-    env = {**installer(s), **hf(s), "HF_XET_HIGH_PERFORMANCE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    env = {**base(s), **pick(s.env, NETWORK), **hf(s), "HF_XET_HIGH_PERFORMANCE": "1",
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     if s.env.get("HF_TOKEN"):
         env["HF_TOKEN"] = s.env["HF_TOKEN"]
     return env
@@ -59,7 +62,8 @@ def downloader(s: Settings) -> dict[str, str]:
 def vllm(s: Settings, cache_root: Path) -> dict[str, str]:
     return {
         **base(s), **pick(s.env, GPU), **hf(s),
-        "VLLM_API_KEY": s.vllm_key,  # read when --api-key is absent: the key is never on argv
+        **pick(s.env, GATE),
+        "VLLM_API_KEY": s.vllm_key,  # read when --api-key is absent (and by the gate): never on argv
         "VLLM_CACHE_ROOT": str(cache_root),
         # With torch >= 2.8 vLLM compiles through InductorStandaloneAdaptor, which does not point
         # Triton's cache at its own (vllm 0.11.2 compilation/compiler_interface.py): without this,

@@ -1,22 +1,15 @@
 """Idle stop: after `minutes` without a request to vLLM the pod stops itself through RunPod's API,
-with the identity RunPod injects into every pod (RUNPOD_POD_ID and the pod-scoped RUNPOD_API_KEY,
-https://docs.runpod.io/pods/templates/environment-variables). A stop keeps the network volume, so
-`pulumi up` brings the pod back with a warm start.
-
-Standard library only (it runs on the pod inside the agent's zipapp). Two parts:
+with the identity RunPod injects into every pod (RUNPOD_POD_ID and the pod-scoped RUNPOD_API_KEY).
+A stop keeps the volume, so `pulumi up` brings the pod back with a warm start.
 
     IdleWatcher   reads vLLM's /metrics every `check_s`; after the limit asks the PodStopper, and
-                  asks again every `retry_s` while the pod stays idle and still runs.
-    PodStopper    one stop request, down a chain of paths: REST v2 podAction, GraphQL podStop, the
-                  injected runpodctl. Which of them the pod-scoped key may use is documented nowhere;
-                  a live report saw the REST stop refused (403) and runpodctl's GraphQL podStop work
-                  (../shared/reference/live-behaviour-review-2.md §2a), hence the chain.
+                  again every `retry_s` while the pod stays idle and still runs.
+    PodStopper    one stop request down a chain of paths: REST v2 podAction, GraphQL podStop, the
+                  injected runpodctl (which of them the pod key may use is documented nowhere; a live
+                  report saw REST refused and GraphQL work: ../shared/reference/live-behaviour-review-2.md).
 
-`from_env(env, metrics_url=…, log=…)` builds both from the pod env (IDLE_STOP_*, RUNPOD_POD_ID,
-RUNPOD_API_KEY), or returns None when idle stop is off.
-
-Every line goes through `log` whole (``runpod-deploy: …`` or ``runpod-deploy error=…``, built with
-`protocol`); the key never appears in one: every text from outside is scrubbed of it first.
+Every line goes through `log` whole, built with `protocol`; no key ever appears in one (texts from
+outside are scrubbed of it). Standard library only (it runs in the agent's zipapp).
 """
 
 from __future__ import annotations
@@ -43,18 +36,15 @@ RUNPODCTL_TIMEOUT_S = 60.0
 DEFAULT_RETRY_S = 300.0  # a refused (or unconfirmed) stop is asked again this often while idle
 DEFAULT_API_URL = "https://api.runpod.io/v2"
 DEFAULT_GRAPHQL_URL = "https://api.runpod.io/graphql"
-# The pod env's knobs (runpod_deploy/pod_env.py sets IDLE_STOP_MINUTES from idleStopMinutes; tests
-# shorten the rest): name -> default.
+# The pod env's knobs (the tests shorten them): name -> default.
 SECONDS_ENV = {"IDLE_STOP_MINUTE_S": 60.0, "IDLE_STOP_CHECK_S": 30.0, "IDLE_STOP_RETRY_S": DEFAULT_RETRY_S}
 
-# v2 answers that say "this key may not do this here", not "try later": the next path may work.
-# 401/403: the key's scope; 404: the path or the pod is hidden from this key; 410: a retired API.
+# v2 answers meaning "not with this key here" (401/403 scope, 404 hidden, 410 retired), not "try later".
 REFUSED_STATUSES = (401, 403, 404, 410)
 
-# vLLM 0.11 (vllm/v1/metrics/loggers.py, PrometheusStatLogger): a counter with one series per
-# finished_reason (it grows when a request ends, whatever the reason; its `_created` twin is the
-# series' birth time, not a count) and two gauges (a long request counts while it runs or queues).
-# /metrics needs no key: vLLM checks its key on /v1 paths only (vllm/entrypoints/openai/api_server.py).
+# vLLM 0.11 (v1/metrics/loggers.py): a counter with a series per finished_reason (its `_created` twin
+# is a birth time, not a count) and two gauges (a long request counts while it runs or queues).
+# /metrics is read with the vLLM key: the gate in vLLM's process (startup/children/gate.py) wants it.
 FINISHED = "vllm:request_success_total"
 BUSY = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 _SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{.*\})?\s+(\S+)(\s+\S+)?\s*$")
@@ -106,18 +96,13 @@ def _opener() -> urllib.request.OpenerDirector:
 
 
 class PodStopper:
-    """Asks RunPod to stop pod `pod_id` with the pod-scoped key; `stop()` is True once a path accepted.
-
-    The chain, in order (each step logged as one detail line):
-      1. REST v2 `POST {api_url}/pods/{id}/action {"action":"stop"}` (spec podAction). 2xx: accepted.
-         401/403/404/410: go on. Anything else (5xx, 409, 429, no answer): the API is there and said
-         "not now", so this attempt ends; the watcher asks again later.
-      2. GraphQL `podStop` at `graphql_url` (HTTP 200 without `errors`: accepted; anything else: go on).
-         The key goes in `Authorization: Bearer`, as runpod-python sends it (runpod/api/graphql.py);
-         the legacy runpodctl puts it in the query string instead, which would put it in logs.
-      3. The injected `runpodctl`, if on PATH: the syntax `runpodctl pod --help` accepts first
-         (new: `pod stop <id>`; legacy: `stop pod <id>`), then the other. Exit 0: accepted. The key
-         goes in its env (RUNPOD_API_KEY), never in argv, which any process can read.
+    """Asks RunPod to stop pod `pod_id` with the pod key; `stop()` is True once a path accepted.
+      1. REST v2 `POST {api_url}/pods/{id}/action {"action":"stop"}`: 2xx accepted; 401/403/404/410
+         go on; anything else (5xx, 409, 429, no answer) ends this attempt (the watcher asks later).
+      2. GraphQL `podStop` (200 without `errors`: accepted), key in `Authorization: Bearer` as
+         runpod-python sends it (the legacy runpodctl puts it in the query string: into logs).
+      3. `runpodctl` if on PATH: the syntax `runpodctl pod --help` accepts first (`pod stop <id>`,
+         else legacy `stop pod <id>`), then the other; exit 0 accepted. The key goes in its env.
     """
 
     def __init__(self, *, pod_id: str, pod_key: str, api_url: str, graphql_url: str,
@@ -261,22 +246,16 @@ def _http_text(status: Optional[int], body: object) -> str:
 
 
 class IdleWatcher:
-    """Counts idle time from vLLM's counters and stops the pod after the limit.
-
-    - The clock starts at vLLM's first answer, so it never runs while installing, downloading or
-      loading. A request finished (the counter moved, down included: a restarted vLLM) or one
-      running/queued restarts it. Time is `time.monotonic()`: a wall-clock jump neither stops a
-      pod early nor keeps it up.
-    - /metrics answering without the vllm:* series (`--disable-log-stats`) is unknown, not idle:
-      the clock does not run, and the pod says so once. No answer at all after the first one (vLLM
-      restarting) lets the clock run: no request is being served then either.
-    - After the limit: one attempt; refused or unconfirmed, another every `retry_s` while still
-      idle. Before asking again it checks the pod's status: RunPod showing it stopped ends the job.
+    """Counts idle time from vLLM's counters (monotonic clock) and stops the pod after the limit.
+    The clock starts at vLLM's first answer (never while installing or loading); a finished request
+    (the counter moved, down included: a restart) or one running/queued restarts it. /metrics without
+    the vllm:* series (`--disable-log-stats`) is unknown, not idle: said once, no clock. After the
+    limit: one attempt, then another every `retry_s` while idle, once RunPod does not show it stopped.
     """
 
     def __init__(self, *, minutes: int, minute_s: float, check_s: float, metrics_url: str,
                  stopper: PodStopper, log: Callable[[str], None], retry_s: Optional[float] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 metrics_key: Optional[str] = None, clock: Callable[[], float] = time.monotonic) -> None:
         if retry_s is None:  # not passed: the pod env's IDLE_STOP_RETRY_S, so tests can shorten it
             retry_s = _seconds(os.environ, "IDLE_STOP_RETRY_S")
         if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 1:
@@ -287,6 +266,9 @@ class IdleWatcher:
         self.minutes, self.limit_s = minutes, minutes * minute_s
         self.check_s, self.retry_s, self.metrics_url = check_s, retry_s, metrics_url
         self.stopper, self.log, self.clock = stopper, log, clock
+        self._headers = {"User-Agent": USER_AGENT}
+        if metrics_key:  # sent as `Authorization: Bearer`, never logged
+            self._headers["Authorization"] = f"Bearer {metrics_key}"
 
     def run(self, stop: threading.Event) -> None:
         say = lambda text: self.log(protocol.detail_line(text))  # noqa: E731
@@ -351,7 +333,7 @@ class IdleWatcher:
         return False
 
     def _sample(self) -> tuple[float, float]:
-        request = urllib.request.Request(self.metrics_url, headers={"User-Agent": USER_AGENT})
+        request = urllib.request.Request(self.metrics_url, headers=self._headers)
         try:
             with _opener().open(request, timeout=5) as response:
                 text = response.read().decode(errors="replace")
@@ -370,9 +352,8 @@ def _seconds(env: Mapping[str, str], name: str) -> float:
 
 
 def from_env(env: Mapping[str, str], *, metrics_url: str, log: Callable[[str], None]) -> Optional[IdleWatcher]:
-    """The watcher the pod env asks for, or None: off without IDLE_STOP_MINUTES, and off (saying why,
-    as an error= line) without the identity RunPod injects. Raises ValueError, whose text is the line
-    to print, for a bad setting. Read `env` before the key is dropped from the agent's own env."""
+    """The watcher the pod env asks for, or None (off; without RunPod's identity an error= line says
+    why). ValueError, whose text is the line to print, for a bad setting."""
     minutes = env.get("IDLE_STOP_MINUTES") or ""
     if not minutes:
         return None
@@ -389,15 +370,13 @@ def from_env(env: Mapping[str, str], *, metrics_url: str, log: Callable[[str], N
                          graphql_url=env.get("IDLE_STOP_GRAPHQL_URL") or DEFAULT_GRAPHQL_URL, log=log)
     return IdleWatcher(minutes=int(minutes), minute_s=seconds["IDLE_STOP_MINUTE_S"],
                        check_s=seconds["IDLE_STOP_CHECK_S"], metrics_url=metrics_url, stopper=stopper, log=log,
-                       retry_s=seconds["IDLE_STOP_RETRY_S"])
+                       retry_s=seconds["IDLE_STOP_RETRY_S"], metrics_key=env.get("VLLM_API_KEY"))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """`python3 -m agent.idle` (with the agent's zipapp on PYTHONPATH): the watcher alone, from this
-    process's env, vLLM on 127.0.0.1:$VLLM_PORT, lines on stdout, until SIGTERM/SIGINT. `--stop-now`
-    asks RunPod once, at once, and says which path accepted: the way to learn on a live pod what
-    its key may do (nothing here has seen it). Exit 0: accepted (or watched until stopped); 1: refused
-    or off; 2: a bad setting."""
+    """`python3 -m agent.idle [--stop-now]` (the zipapp on PYTHONPATH): the watcher alone from this env;
+    `--stop-now` asks RunPod once and says which path accepted (how to learn on a live pod what its
+    key may do). Exit 0: accepted or watched until stopped; 1: refused or off; 2: a bad setting."""
     import signal
     import sys
 

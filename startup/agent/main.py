@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from . import childenv, idle, protocol, services
+from . import childenv, idle, lockfiles, protocol, services
 from .locks import try_instance_lock
 from .model import Download, local_dir_complete, marker
 from .output import LogWriter, Out, rotate
@@ -97,16 +97,17 @@ class Agent:
                 f"({c.reason}): model {c.model_id}{rev}, max_model_len {c.max_model_len}, "
                 f"gpu_memory_utilization {c.gpu_mem_util}")
 
+        # gate.py (from the file bundle) now: without it vLLM does not start, so say so before any install
+        gate_env, gate_args = services.gate_wiring(s.env, s.run_dir)
         install_log = LogWriter(s.log_dir / "install.log")
         venvs = Venvs(s, out, self.children, install_log)
         serve_ref, download = self._model(s, c, venvs, install_log)
 
         out.phase("install-vllm")
-        vllm_spec = Spec("vllm", s.vllm_version, s.vllm_python, f"vllm=={s.vllm_version}")
         try:
-            vllm_env_dir = venvs.ensure(vllm_spec)
-        except InstallFailed:
-            raise SetupFailed(1, f"vLLM {s.vllm_version} install failed; see {install_log.path}") from None
+            vllm_env_dir = venvs.ensure(Spec("vllm", s.vllm_version, s.vllm_python))
+        except InstallFailed as e:
+            raise SetupFailed(1, f"vLLM {s.vllm_version}: {e.text}") from None
 
         out.phase("install-webui")
         webui_box: dict[str, Path | None] = {}
@@ -128,7 +129,6 @@ class Agent:
         services.guard_compile_cache(cache_root, out.say)
 
         out.phase("start-vllm")
-        gate_env, gate_args = services.gate_wiring(s.run_dir)
         argv = vllm_argv(c, serve_ref=serve_ref, served_name=s.served_name, port=int(s.VLLM_PORT)) + gate_args
         out.say("vllm " + " ".join(argv))
         fallback = services.CompileCacheFallback(s.QUICK_CRASH_S, out.say)
@@ -183,6 +183,7 @@ class Agent:
                                   log=self.out.line)
         watcher = idle.IdleWatcher(minutes=s.idle_minutes, minute_s=s.IDLE_STOP_MINUTE_S,
                                    check_s=s.IDLE_STOP_CHECK_S, metrics_url=f"http://127.0.0.1:{s.VLLM_PORT}/metrics",
+                                   metrics_key=s.vllm_key,  # the gate wants the key on /metrics too
                                    retry_s=s.IDLE_STOP_RETRY_S, stopper=stopper, log=self.out.line)
         threading.Thread(target=watcher.run, args=(self.stop,), daemon=True, name="idle").start()
 
@@ -202,7 +203,9 @@ class Agent:
             self.out.say(f"warm start: {c.model_id}{rev} is complete in {s.hf_hub_cache}; no download, vLLM runs "
                          "offline")
             return c.model_id, None
-        download = Download(s, self.out, self.children, log, venvs.uv, c.model_id, c.revision)
+        hf_spec = Spec("hf-hub", lockfiles.HF_HUB_VERSION, s.vllm_python)
+        download = Download(s, self.out, self.children, log, lambda: venvs.ensure(hf_spec) / "bin" / "hf",
+                            c.model_id, c.revision)
         download.start()
         return c.model_id, download
 
@@ -211,11 +214,10 @@ class Agent:
         if not enabled:
             self.out.say("Open WebUI install skipped (disabled)")
             return
-        spec = Spec("openwebui", s.webui_version, s.webui_python, f"open-webui=={s.webui_version}")
         try:
-            box["env_dir"] = venvs.ensure(spec)
+            box["env_dir"] = venvs.ensure(Spec("openwebui", s.webui_version, s.webui_python))
         except InstallFailed as e:
-            self.out.error(f"Open WebUI {s.webui_version} install failed; going on with vLLM only ({e.text})")
+            self.out.error(f"Open WebUI {s.webui_version}: {e.text}; going on with vLLM only")
         except SetupFailed as e:
             if self.children.failure is None:  # the setup's own failure is reported by the main thread
                 self.out.error(f"{e.text}; going on with vLLM only")
@@ -227,29 +229,22 @@ class Agent:
         env = childenv.webui(s, embedding_ready=services.embedding_ready(s.hf_hub_cache))
         if "RAG_EMBEDDING_MODEL_AUTO_UPDATE" in env:
             out.say("Open WebUI's embedding model is on the volume: no Hub call for it at start")
-        admin_script = s.run_dir / "webui_admin.py"
-        fp = s.webui_data_dir / ".runpod-deploy-admin"
-        email, password = s.env["WEBUI_ADMIN_EMAIL"], s.env["WEBUI_ADMIN_PASSWORD"]
+        try:
+            admin_script = services.child_script(s.env, "webui_admin.py", s.run_dir / "webui_admin.py")
+        except SetupFailed as e:
+            out.error(f"Open WebUI not started: {e.text}")
+            return
 
         def before() -> dict[str, str]:
-            # Open WebUI creates the preset admin only while its DB has no user, so a new password
-            # (webui.db kept on the volume) would never apply: set it with Open WebUI's own code,
-            # only when it changed (salted fingerprint) or there is no DB yet.
-            if (s.webui_data_dir / "webui.db").exists() and services.admin_current(fp, email, password):
-                return {}
-            data = services.package_file("webui_admin.py")
-            if data is None:
-                out.error("this agent has no webui_admin.py: the Open WebUI admin password is not set")
-                return {}
-            admin_script.write_bytes(data)
+            # Before EVERY start (webui_admin.py: why): the preset admin exists and its password works,
+            # with Open WebUI's own code, before the port answers; else a fresh data dir has open
+            # sign-up. It changes the password only when it no longer works. Failing: not started.
             rc = self.webui.steps.run([str(env_dir / "bin" / "python"), str(admin_script)],
                                       env=childenv.webui_admin(s, env), out=out, prefix="openwebui",
                                       log=self.webui.log, cwd=s.webui_data_dir)
-            if rc == 0:
-                services.write_fingerprint(fp, email, password)
-            else:
-                out.say(f"could not set the Open WebUI admin password (exit status {rc}, see above); "
-                        "Open WebUI starts anyway")
+            if rc:
+                raise RuntimeError(f"its admin step failed (exit status {rc}, see above); without a working "
+                                   "admin its first visitor could sign up as admin")
             return {}
 
         out.say(f"open-webui serve --host 0.0.0.0 --port {s.WEBUI_PORT} (DATA_DIR {s.webui_data_dir})")
@@ -275,7 +270,7 @@ def main() -> int:
     agent = Agent(dict(os.environ), out)
     # Children get envs built from allowlists (childenv.py). A process started without one (tar in
     # archive.py, nvidia-smi) inherits this process's env: cut down to the same base allowlist.
-    keep = {*childenv.BASE, *(os.environ.get("AGENT_PASS_ENV") or "").split(",")} - {
+    keep = {*childenv.BASE, "AGENT_PASS_ENV", *(os.environ.get("AGENT_PASS_ENV") or "").split(",")} - {
         *protocol.SECRET_ENV_VARS, protocol.RUNPOD_POD_KEY_ENV}
     for name in set(os.environ) - keep:
         del os.environ[name]

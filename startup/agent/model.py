@@ -1,6 +1,6 @@
 """The model's weights: an old complete `--local-dir` copy, else the Hub cache on the volume,
-downloaded once (a completion marker; vLLM then runs offline) by huggingface_hub's `hf download` in
-its own small environment (`uv tool run`), alongside the installs: it needs no venv of ours."""
+downloaded once (a completion marker; vLLM then runs offline) by huggingface_hub's `hf download` from
+its own small venv (installed from lock hf-hub, venvs.py), alongside the other installs."""
 
 from __future__ import annotations
 
@@ -59,8 +59,9 @@ class Download:
     """One download in a thread. A failure aborts the setup at once (Children.abort: the install that
     runs is stopped) rather than after minutes of installs."""
 
-    def __init__(self, s: Settings, out: Out, children: Children, log: LogWriter, uv, repo: str, revision: str):
-        self.s, self.out, self.children, self.log, self.uv = s, out, children, log, uv
+    def __init__(self, s: Settings, out: Out, children: Children, log: LogWriter, hf, repo: str, revision: str):
+        # hf(): the `hf` program's path (its venv is made ready on the first call; InstallFailed if not)
+        self.s, self.out, self.children, self.log, self.hf = s, out, children, log, hf
         self.repo, self.revision = repo, revision
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="download")
@@ -89,14 +90,14 @@ class Download:
         mark, d = marker(hub, self.repo, self.revision), repo_dir(hub, self.repo)
         d.mkdir(parents=True, exist_ok=True)
         failed = SetupFailed(1, f"download of {self.repo} failed; see {self.log.path}")
+        try:
+            argv = [str(self.hf()), "download", self.repo]
+        except SetupFailed as e:
+            raise SetupFailed(1, f"download of {self.repo} failed: no downloader ({e.text})") from None
         with volume_lock(d / ".runpod-deploy.lock", wait_s=s.LOCK_WAIT_S, say=self.out.say, nap=self.children.nap):
             if mark.is_file():
                 self.out.say(f"{self.repo} was downloaded meanwhile (another pod)")
                 return
-            try:
-                argv = [*self.uv(), "tool", "run", "--from", s.hf_hub_req, "hf", "download", self.repo]
-            except SetupFailed:
-                raise failed from None
             if self.revision:
                 argv += ["--revision", self.revision]
             stop = threading.Event()

@@ -123,8 +123,9 @@ class Children:
 class Supervisor:
     """Runs one service and restarts it when it exits: after backoff * 2^(n-1) s, capped; after
     max_restarts consecutive crashes (a run of reset_s seconds resets the count) it gives up with an
-    error= line. `before(attempt)` may run a step first (Open WebUI's admin step) and returns extra env
-    for this start; `after(rc, ran_s)` sees each exit."""
+    error= line. `before()` may run a step first (Open WebUI's admin step) and returns extra env for
+    this start; if it raises, the service is not started this time (a failed run: error= line,
+    backoff); `after(rc, ran_s)` sees each exit."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], *, out: Out, log_path: Path,
                  knobs, cwd: Path | None = None, pid_file: Path | None = None,
@@ -147,36 +148,16 @@ class Supervisor:
         restarts = 0
         while not self.stopping.is_set():
             rotate(self.log_path, self.k.LOG_MAX_BYTES)
-            try:
-                extra = self.before() if self.before else {}
-            except Exception:  # noqa: BLE001  stopped meanwhile (steps aborted); else the service starts anyway
-                if self.stopping.is_set():
-                    return
-                extra = {}
-            if self.stopping.is_set():
-                return
             started = time.monotonic()
             try:
-                self.proc = spawn(self.argv, {**self.env, **extra}, self.cwd)
-            except OSError as e:
-                self.out.error(f"{self.name}: cannot run {self.argv[0]}: {e}")
-                rc = 127
-            else:
-                if self.stopping.is_set():  # stop() came while it was starting
-                    stop(self.proc, self.k.STOP_TIMEOUT_S)
+                extra = self.before() if self.before else {}
+            except Exception as e:  # noqa: BLE001  stopped meanwhile (steps aborted), or the step failed
+                if self.stopping.is_set():
                     return
-                if self.pid_file:
-                    try:
-                        self.pid_file.write_text(f"{self.proc.pid}\n")
-                    except OSError:
-                        pass
-                self.out.say(f"{self.name} started (pid {self.proc.pid})")
-                pumper = threading.Thread(target=pump, args=(self.proc, self.name, self.out, self.log), daemon=True)
-                pumper.start()
-                rc = exit_status(self.proc.wait())
-                if not self.stopping.is_set():
-                    end_group(self.proc, self.k.STOP_TIMEOUT_S)
-                pumper.join(2)
+                self.out.error(f"{self.name} not started: {e}")
+                extra, rc = None, 1  # counted as a failed run: retried with backoff, given up after MAX_RESTARTS
+            if extra is not None:
+                rc = self._once(extra)
             if self.stopping.is_set():
                 return
             ran = time.monotonic() - started
@@ -195,6 +176,32 @@ class Supervisor:
             self.out.error(f"{self.name} exited with status {rc}; restart {restarts}/{self.k.MAX_RESTARTS:g} "
                            f"in {delay:g}s")
             self.stopping.wait(delay)
+
+    def _once(self, extra: dict[str, str]) -> int:
+        """One run of the service: its exit status (the caller checks `stopping` after it)."""
+        if self.stopping.is_set():
+            return 0
+        try:
+            self.proc = spawn(self.argv, {**self.env, **extra}, self.cwd)
+        except OSError as e:
+            self.out.error(f"{self.name}: cannot run {self.argv[0]}: {e}")
+            return 127
+        if self.stopping.is_set():  # stop() came while it was starting
+            stop(self.proc, self.k.STOP_TIMEOUT_S)
+            return 0
+        if self.pid_file:
+            try:
+                self.pid_file.write_text(f"{self.proc.pid}\n")
+            except OSError:
+                pass
+        self.out.say(f"{self.name} started (pid {self.proc.pid})")
+        pumper = threading.Thread(target=pump, args=(self.proc, self.name, self.out, self.log), daemon=True)
+        pumper.start()
+        rc = exit_status(self.proc.wait())
+        if not self.stopping.is_set():
+            end_group(self.proc, self.k.STOP_TIMEOUT_S)
+        pumper.join(2)
+        return rc
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; returns once the service is gone."""

@@ -1,31 +1,32 @@
-"""What runs around the two services: vLLM's compile-cache guard and gate wiring, Open WebUI's admin
-step, and the health watcher that prints phase=ready."""
+"""What runs around the two services: the children's scripts from the file bundle, vLLM's compile-cache
+guard and gate wiring, and the health watcher that prints phase=ready."""
 
 from __future__ import annotations
 
 import ast
-import hashlib
-import hmac
-import os
-import pkgutil
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from . import bundle
 from .output import Out
 from .proc import Supervisor
+from .settings import SetupFailed
 
 COMPILE_INDEX = "vllm_compile_cache.py"
 
 
-def package_file(name: str) -> bytes | None:
-    """A file of this package, from the zipapp or from the directory when run unzipped."""
+def child_script(env, name: str, dest: Path) -> Path:
+    """children/<name> of the pod's file bundle (bundle.py), written to `dest`; SetupFailed if absent."""
     try:
-        return pkgutil.get_data(__package__, name)
-    except OSError:
-        return None
+        data = bundle.read(f"children/{name}", environ=env)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    except (bundle.FileMissing, OSError) as e:
+        raise SetupFailed(1, f"cannot provide {name}: {e}") from None
+    return dest
 
 
 # ------------------------------------------------------------------ vLLM
@@ -76,41 +77,14 @@ class CompileCacheFallback:
         return extra
 
 
-def gate_wiring(run_dir: Path) -> tuple[dict[str, str], list[str]]:
-    """If this package carries gate.py (an ASGI middleware for vLLM), write it where vLLM's Python
-    finds it and load it with `--middleware gate.Gate`; without gate.py: nothing (inert)."""
-    data = package_file("gate.py")
-    if data is None:
-        return {}, []
-    mods = run_dir / "pymods"
-    mods.mkdir(parents=True, exist_ok=True)
-    (mods / "gate.py").write_bytes(data)
+def gate_wiring(env, run_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """gate.py (startup/children/: an ASGI middleware, in vLLM's process) where vLLM's Python finds it
+    first, loaded with `--middleware gate.Gate`. It reads VLLM_API_KEY and GATE_* (childenv.vllm)."""
+    mods = child_script(env, "gate.py", run_dir / "pymods" / "gate.py").parent
     return {"PYTHONPATH": str(mods)}, ["--middleware", "gate.Gate"]
 
 
 # ------------------------------------------------------------------ Open WebUI
-def fingerprint(email: str, password: str, salt: bytes) -> str:
-    digest = hashlib.pbkdf2_hmac("sha256", f"{email.strip().lower()}\0{password}".encode(), salt, 100_000)
-    return f"{salt.hex()}:{digest.hex()}"
-
-
-def admin_current(path: Path, email: str, password: str) -> bool:
-    """The admin step ran with this email and password (a salted hash in `path`, mode 600)."""
-    try:
-        salt_hex, _ = path.read_text().strip().split(":")
-        return hmac.compare_digest(fingerprint(email, password, bytes.fromhex(salt_hex)), path.read_text().strip())
-    except (OSError, ValueError):
-        return False
-
-
-def write_fingerprint(path: Path, email: str, password: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(fingerprint(email, password, os.urandom(16)) + "\n")
-    os.replace(tmp, path)
-
-
 def embedding_ready(hub_cache: Path, model: str = "sentence-transformers/all-MiniLM-L6-v2") -> bool:
     """Open WebUI's default embedding model has a snapshot in the Hub cache (it downloads it once)."""
     snaps = hub_cache / ("models--" + model.replace("/", "--")) / "snapshots"

@@ -55,7 +55,6 @@ class Settings:
     run_dir: Path = Path("/tmp/runpod-deploy")
     venv_root: Path = Path("/opt/runpod-deploy/venvs")
     uv_cache: Path = Path("/opt/runpod-deploy/uv-cache")
-    hf_hub_req: str = "huggingface_hub[hf_xet]==0.36.2"
     pass_env: tuple[str, ...] = ()
     idle_minutes: int | None = None
 
@@ -140,6 +139,6 @@ def load(env: dict[str, str]) -> Settings:
         vllm_python=versions["VLLM_PYTHON"], webui_python=versions["WEBUI_PYTHON"],
         persistent_config=env.get("WEBUI_PERSISTENT_CONFIG") or "False", run_dir=Path(paths["RUN_DIR"]),
         venv_root=Path(paths["VENV_ROOT"]), uv_cache=Path(paths["UV_LOCAL_CACHE"]),
-        hf_hub_req=env.get("HF_HUB_REQ") or "huggingface_hub[hf_xet]==0.36.2", pass_env=pass_env,
+        pass_env=pass_env,
         idle_minutes=int(idle) if idle else None,
     )

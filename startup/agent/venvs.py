@@ -3,15 +3,15 @@ import (vLLM opens ~7,000 files per process). The volume keeps one archive per v
 written once after the install, which later starts restore: no uv, no index. Numbers behind this:
 startup/README.md, "Where the venvs live".
 
-Layout: <VENV_ROOT>/<name>-<version>/{env,python}: `env` the venv, `python` any Python uv downloaded
-for it (it must come back with the venv on a fresh container disk), archived together. A venv works
-only at the absolute path it was created at, so the archive's name carries a hash of the
-requirement, the Python and that path. <VENV_ROOT>/<name>-<version>.complete (the key) is written
-last, so a cut-short restore or install is redone."""
+Layout: <VENV_ROOT>/<name>-<version>/{env,python,lock.txt}: `env` the venv, `python` any Python uv
+downloaded for it (it must come back with the venv on a fresh container disk), archived together.
+Each venv is installed from its hashed lock (lockfiles.py; the file bundle brings it). A venv works
+only at the absolute path it was created at, so the archive's name (lockfiles.archive_key) carries a
+hash of the release, the lock, the Python and that path. <VENV_ROOT>/<name>-<version>.complete
+(that name and the lock's sha256) is written last, so a cut-short restore or install is redone."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import archive, childenv
+from . import archive, childenv, lockfiles
 from .locks import volume_lock
 from .output import LogWriter, Out
 from .proc import Children
@@ -33,10 +33,13 @@ class InstallFailed(SetupFailed):
 
 @dataclass(frozen=True)
 class Spec:
-    name: str  # vllm / openwebui: the prefix of its output lines ([install-vllm] ...)
+    name: str  # vllm / openwebui / hf-hub: its lock's name, and the prefix of its lines ([install-vllm] ...)
     version: str
     python: str
-    requirement: str
+
+    @property
+    def requirement(self) -> str:
+        return lockfiles.REQUIREMENTS[self.name].format(v=self.version)
 
 
 class Venvs:
@@ -51,20 +54,32 @@ class Venvs:
     def env_dir(self, spec: Spec) -> Path:
         return self.home(spec) / "env"
 
+    def lock(self, spec: Spec) -> tuple[bytes, str]:
+        """The lock's bytes and sha256; InstallFailed naming the missing lock."""
+        try:
+            return lockfiles.lock_for(spec.name, spec.version, environ=self.s.env)
+        except lockfiles.LockMissing as e:
+            raise InstallFailed(1, str(e)) from None
+
     def key(self, spec: Spec) -> str:
-        return f"{spec.requirement} python={spec.python} path={self.env_dir(spec)}"
+        """The archive's name, then the lock's sha256: the completion marker's text."""
+        sha = self.lock(spec)[1]
+        name = lockfiles.archive_key(spec.name, spec.version, python=spec.python, venv=str(self.env_dir(spec)),
+                                     lock_sha256=sha)
+        return f"{name} lock=sha256:{sha}"
 
     def dest(self, spec: Spec) -> Path:
-        digest = hashlib.sha256(self.key(spec).encode()).hexdigest()[:12]
-        return self.s.workspace / "venvs" / f"{spec.name}-{spec.version}-{digest}"
+        return self.s.workspace / "venvs" / self.key(spec).split()[0]
 
     def _marker(self, spec: Spec) -> Path:
         return self.s.venv_root / f"{self.home(spec).name}.complete"
 
     def ensure(self, spec: Spec) -> Path:
         """The venv's directory: kept on the container disk > restored from the volume > installed
-        (then archived). InstallFailed if it cannot be had; SetupFailed if the disk is too small."""
+        (then archived). InstallFailed if it cannot be had (no lock included); SetupFailed if the disk
+        is too small."""
         env_dir, marker = self.env_dir(spec), self._marker(spec)
+        self.lock(spec)
         try:
             if marker.read_text().strip() == self.key(spec):
                 self.out.say(f"{spec.name}: {spec.requirement} is ready in {env_dir} (container disk kept since "
@@ -165,14 +180,17 @@ class Venvs:
                 self.out.say(f"{spec.name}: removing the unfinished install in {home}")
                 shutil.rmtree(home, ignore_errors=True)
             (home / "python").mkdir(parents=True)
-            self.out.say(f"{spec.name}: installing {spec.requirement} into {env_dir} (attempt {attempt}/{attempts})")
+            lock = home / "lock.txt"  # kept with the venv (and its archive): what it was installed from
+            lock.write_bytes(self.lock(spec)[0])
+            self.out.say(f"{spec.name}: installing {spec.requirement} from its lock into {env_dir} "
+                         f"(attempt {attempt}/{attempts})")
             env = childenv.installer(self.s, home / "python")
             prefix = f"install-{spec.name}"
             if (self.children.run([*uv, "venv", "--python", spec.python, str(env_dir)], env=env, out=self.out,
                                   prefix=prefix, log=self.log) == 0
-                    and self.children.run([*uv, "pip", "install", "--compile-bytecode", "--python",
-                                           str(env_dir / "bin" / "python"), spec.requirement], env=env, out=self.out,
-                                          prefix=prefix, log=self.log) == 0):
+                    and self.children.run([*uv, "pip", "install", "--require-hashes", "--compile-bytecode",
+                                           "--python", str(env_dir / "bin" / "python"), "-r", str(lock)],
+                                          env=env, out=self.out, prefix=prefix, log=self.log) == 0):
                 self._marker(spec).write_text(self.key(spec) + "\n")
                 self.out.say(f"{spec.name}: installed")
                 return

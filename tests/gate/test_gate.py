@@ -1,4 +1,4 @@
-"""startup/agent/gate.py as ASGI, with a recording app behind it (no vLLM needed; the real app's route
+"""startup/children/gate.py as ASGI, with a recording app behind it (no vLLM needed; the real app's route
 matrix is tests/startup_real/test_realpkgs_gate.py)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from startup.agent.gate import Gate, GateConfigError, body_problem, media_url_problem, parse_routes
+from startup.children.gate import Gate, GateConfigError, body_problem, media_url_problem, parse_routes
 
 KEY = "k-ey$'\"1"
 PNG = "data:image/png;base64,iVBORw0KGgo="
@@ -180,7 +180,7 @@ def test_the_gate_is_standard_library_only():
     import ast
     from pathlib import Path
 
-    import startup.agent.gate as mod
+    import startup.children.gate as mod
     tree = ast.parse(Path(mod.__file__).read_text())
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

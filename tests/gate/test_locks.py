@@ -13,8 +13,9 @@ import pytest
 from devkit.startup import DEV_MODELS, pod_env, stack_config
 
 from runpod_deploy.schema import StackConfig
+from startup.agent import bundle
 from startup.agent import lockfiles as locks
-from startup.agent.webui_admin import VERSION_MARKER, backup_before_upgrade, mark_version
+from startup.children.webui_admin import VERSION_MARKER, backup_before_upgrade, mark_version
 
 LOCK_FILES = sorted(locks.LOCKS_DIR.glob("*-*.txt"))
 PINNED = re.compile(r"^([A-Za-z0-9._-]+)==([^ \\]+) \\$")
@@ -56,8 +57,8 @@ def test_every_package_is_pinned_with_hashes_and_the_floors_hold(path):
 
 def test_the_pod_gets_exactly_its_locks_and_they_decode_to_the_files():
     env = pod_env("olmocr")
-    raw = env[locks.LOCKS_ENV]
-    assert len(raw) < 64 * 1024, len(raw)  # its own env value, well under RunPod's sizes seen (STARTUP_B64 59 KB)
+    raw = env[bundle.FILES_ENV]
+    assert len(raw) < 64 * 1024, len(raw)  # its own env value, well under Linux's 128 KiB per string
     cfg = stack_config()
     for name, version in (("vllm", cfg.vllm_version), ("openwebui", cfg.openwebui_version),
                           ("hf-hub", locks.HF_HUB_VERSION)):
@@ -66,11 +67,11 @@ def test_the_pod_gets_exactly_its_locks_and_they_decode_to_the_files():
         assert sha == hashlib.sha256(data).hexdigest()
     with pytest.raises(locks.LockMissing, match="vllm-0.33.0"):
         locks.lock_for("vllm", "0.33.0", environ=env)
-    assert pod_env("olmocr")[locks.LOCKS_ENV] == raw  # deterministic: the same locks, the same env
-    with pytest.raises(locks.LockMissing, match="RUNPOD_DEPLOY_LOCKS is not set"):
+    assert pod_env("olmocr")[bundle.FILES_ENV] == raw  # deterministic: the same locks, the same env
+    with pytest.raises(locks.LockMissing, match="RUNPOD_DEPLOY_FILES is not set"):
         locks.lock_for("vllm", "0.11.2", environ={})
-    with pytest.raises(locks.LockMissing, match="not a base64 zip"):
-        locks.lock_for("vllm", "0.11.2", environ={locks.LOCKS_ENV: base64.b64encode(b"junk").decode()})
+    with pytest.raises(locks.LockMissing, match="not an xz zip"):
+        locks.lock_for("vllm", "0.11.2", environ={bundle.FILES_ENV: base64.b64encode(b"junk").decode()})
 
 
 def test_a_changed_lock_changes_the_archive_key(tmp_path, monkeypatch):

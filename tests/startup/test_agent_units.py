@@ -1,11 +1,10 @@
 """Unit tests of the pod agent's small parts (startup/agent/): settings, GPU profile, each child's env,
-supervision, the log writer, the venv restore's failure paths, the compile-cache guard, the admin
-fingerprint, and the gate and idle wiring."""
+supervision (a failing step before a start), the log writer, the venv restore's failure paths and
+locks, the compile-cache guard, the file bundle, and the gate and idle wiring."""
 
 from __future__ import annotations
 
 import json
-import stat
 import sys
 import threading
 import time
@@ -14,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from startup.agent import archive, childenv, main, output, proc, profile, services, settings, venvs
+from startup.agent import archive, bundle, childenv, lockfiles, main, output, proc, profile, services, settings, venvs
 from startup.agent.settings import SetupFailed
 
 SECRET_VALUES = {"VLLM_API_KEY": "vk-1", "HF_TOKEN": "hf-1", "WEBUI_ADMIN_PASSWORD": "pw-1",
                  "WEBUI_SECRET_KEY": "wsk-1", "RUNPOD_API_KEY": "rpa-1"}
+# The pod's file bundle, as the provider renders it for these versions (bundle.py).
+FILES = bundle.encode_env([("vllm", "0.11.2"), ("openwebui", "0.12.4"), ("hf-hub", lockfiles.HF_HUB_VERSION)])
 PROFILES = {"default": {"modelId": "org/m", "maxModelLen": 8192, "gpuMemoryUtilization": 0.9, "extraArgs": ["--x"]},
             "NVIDIA GeForce RTX 4090": {"modelId": "org/m-FP8", "maxModelLen": 4096, "gpuMemoryUtilization": 0.92,
                                         "extraArgs": [], "maxCudagraphCaptureSize": 64, "revision": ""}}
@@ -26,10 +27,11 @@ PROFILES = {"default": {"modelId": "org/m", "maxModelLen": 8192, "gpuMemoryUtili
 
 def pod_env(**over) -> dict[str, str]:
     env = {"WORKSPACE": "/ws", "POD_LABEL": "m", "MODEL_ID": "org/m", "SERVED_MODEL_NAME": "m",
-           "GPU_PROFILES_JSON": json.dumps(PROFILES), "VLLM_VERSION": "0.11.2", "OPENWEBUI_VERSION": "0.7.2",
+           "GPU_PROFILES_JSON": json.dumps(PROFILES), "VLLM_VERSION": "0.11.2", "OPENWEBUI_VERSION": "0.12.4",
            "WEBUI_ADMIN_EMAIL": "a@b.c", "PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
            "UV_CACHE_DIR": "/workspace/.cache/uv", "HF_HOME": "/workspace/.cache/huggingface",
-           "HF_HUB_ENABLE_HF_TRANSFER": "1", "STARTUP_B64": "x", "RUNPOD_POD_ID": "p1", **SECRET_VALUES}
+           "HF_HUB_ENABLE_HF_TRANSFER": "1", "STARTUP_B64": "x", "RUNPOD_POD_ID": "p1",
+           bundle.FILES_ENV: FILES, **SECRET_VALUES}
     env.update(over)
     return {k: v for k, v in env.items() if v is not None}
 
@@ -92,26 +94,27 @@ COMMON = {"PATH", "HOME", "LANG", "PYTHONUNBUFFERED"}
 
 
 def test_each_child_env_is_its_allowlist():
-    s = settings.load(pod_env(SSL_CERT_FILE="/ca.pem", LD_LIBRARY_PATH="/cuda"))
+    s = settings.load(pod_env(SSL_CERT_FILE="/ca.pem", LD_LIBRARY_PATH="/cuda", GATE_MEDIA_DOMAINS="i.example.com"))
     inst = childenv.installer(s, Path("/opt/x/python"))
     assert set(inst) == COMMON | {"SSL_CERT_FILE", "UV_CACHE_DIR", "UV_LINK_MODE", "UV_PYTHON_INSTALL_DIR"}
     assert (inst["UV_CACHE_DIR"], inst["UV_LINK_MODE"]) == ("/opt/runpod-deploy/uv-cache", "hardlink")
     dl = childenv.downloader(s)
-    assert set(dl) == set(inst) - {"UV_PYTHON_INSTALL_DIR"} | {
+    assert set(dl) == set(inst) - {"UV_PYTHON_INSTALL_DIR", "UV_CACHE_DIR", "UV_LINK_MODE"} | {
         "HF_TOKEN", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_ENABLE_HF_TRANSFER", "HF_XET_CHUNK_CACHE_SIZE_BYTES",
         "HF_XET_HIGH_PERFORMANCE", "HF_HUB_DISABLE_PROGRESS_BARS"}
     assert dl["HF_HOME"] == "/ws/hf_cache" and dl["HF_HUB_ENABLE_HF_TRANSFER"] == "0"
     vl = childenv.vllm(s, Path("/ws/vllm_cache/g"))
     assert {k for k in vl if k in SECRET_VALUES or k in ("OPENAI_API_KEY",)} == {"VLLM_API_KEY"}
-    assert "LD_LIBRARY_PATH" in vl and "SSL_CERT_FILE" not in vl
+    assert "LD_LIBRARY_PATH" in vl and "SSL_CERT_FILE" not in vl and vl["GATE_MEDIA_DOMAINS"] == "i.example.com"
     wu = childenv.webui(s, embedding_ready=False)
     assert {k for k in wu if k in SECRET_VALUES or k == "OPENAI_API_KEY"} == {"OPENAI_API_KEY", "WEBUI_SECRET_KEY"}
     assert wu["OPENAI_API_KEY"] == "vk-1" and "RAG_EMBEDDING_MODEL_AUTO_UPDATE" not in wu
     assert childenv.webui(s, embedding_ready=True)["RAG_EMBEDDING_MODEL_AUTO_UPDATE"] == "False"
     adm = childenv.webui_admin(s, wu)
     assert set(adm) - set(wu) == {"WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"}
-    for env in (inst, dl, vl, wu, adm):  # never the pod key, the payload or the image's volume caches
-        assert not {"RUNPOD_API_KEY", "STARTUP_B64"} & set(env)
+    for env in (inst, dl, vl, wu, adm):  # never the pod key, the payloads or the image's volume caches
+        assert not {"RUNPOD_API_KEY", "STARTUP_B64", bundle.FILES_ENV} & set(env)
+        assert env is vl or "GATE_MEDIA_DOMAINS" not in env
         assert env.get("UV_CACHE_DIR", "/opt").startswith("/opt") and env.get("HF_HOME", "/ws").startswith("/ws")
 
 
@@ -223,7 +226,19 @@ def make_venvs(tmp_path, arc, monkeypatch):
     return v, installs
 
 
-SPEC = venvs.Spec("vllm", "0.11.2", "3.12", "vllm==0.11.2")
+SPEC = venvs.Spec("vllm", "0.11.2", "3.12")
+
+
+def test_a_release_without_a_lock_is_not_installed_and_the_lock_is_in_the_key(tmp_path, monkeypatch):
+    v, installs = make_venvs(tmp_path, FakeArchive(), monkeypatch)
+    with pytest.raises(venvs.InstallFailed) as err:
+        v.ensure(venvs.Spec("vllm", "9.9.9", "3.12"))
+    assert "no lock for vllm==9.9.9" in err.value.text and "RUNPOD_DEPLOY_FILES has no locks/vllm-9.9.9.txt" in \
+        err.value.text and installs == []
+    sha = lockfiles.lock_for("vllm", "0.11.2", environ=v.s.env)[1]
+    assert v.key(SPEC) == lockfiles.archive_key("vllm", "0.11.2", python="3.12", venv=str(v.env_dir(SPEC)),
+                                                lock_sha256=sha) + f" lock=sha256:{sha}"
+    assert v.dest(SPEC).name == v.key(SPEC).split()[0]
 
 
 def test_a_full_container_disk_is_said_with_the_fix_and_nothing_is_rebuilt(tmp_path, monkeypatch, capsys):
@@ -282,25 +297,39 @@ def test_two_quick_crashes_retry_once_without_the_compile_cache():
     assert fb.before() == {}  # once only
 
 
-def test_gate_wiring_is_inert_without_gate_py_and_loads_it_with_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(services, "package_file", lambda name: None)
-    assert services.gate_wiring(tmp_path) == ({}, [])
-    monkeypatch.setattr(services, "package_file", lambda name: b"class Gate: pass\n" if name == "gate.py" else None)
-    env, args = services.gate_wiring(tmp_path)
+def test_gate_wiring_takes_gate_py_from_the_file_bundle_or_stops_the_setup(tmp_path):
+    env, args = services.gate_wiring(pod_env(), tmp_path)
     assert env == {"PYTHONPATH": str(tmp_path / "pymods")} and args == ["--middleware", "gate.Gate"]
-    assert (tmp_path / "pymods/gate.py").read_bytes() == b"class Gate: pass\n"
+    assert (tmp_path / "pymods/gate.py").read_bytes() == (bundle.STARTUP_DIR / "children/gate.py").read_bytes()
+    with pytest.raises(SetupFailed, match="cannot provide gate.py: env RUNPOD_DEPLOY_FILES is not set"):
+        services.gate_wiring(pod_env(**{bundle.FILES_ENV: None}), tmp_path)
+    with pytest.raises(SetupFailed, match="not an xz zip in base64"):
+        services.gate_wiring(pod_env(**{bundle.FILES_ENV: "bm90IHh6"}), tmp_path)
 
 
-# ------------------------------------------------------------------ Open WebUI's admin fingerprint
-def test_the_admin_fingerprint_is_salted_private_and_tracks_the_password(tmp_path):
-    fp = tmp_path / ".runpod-deploy-admin"
-    assert not services.admin_current(fp, "a@b.c", "pw1")
-    services.write_fingerprint(fp, "A@b.c ", "pw1")
-    assert stat.S_IMODE(fp.stat().st_mode) == 0o600 and "pw1" not in fp.read_text()
-    assert services.admin_current(fp, "a@b.c", "pw1")
-    assert not services.admin_current(fp, "a@b.c", "pw2") and not services.admin_current(fp, "x@b.c", "pw1")
-    services.write_fingerprint(fp, "a@b.c", "pw1")  # a fresh salt each time
-    assert services.admin_current(fp, "a@b.c", "pw1")
+def test_the_file_bundle_is_deterministic_and_holds_the_locks_and_the_childrens_scripts():
+    again = bundle.encode_env([("hf-hub", lockfiles.HF_HUB_VERSION), ("openwebui", "0.12.4"), ("vllm", "0.11.2")])
+    assert again == FILES  # any order, the same string: `up` changes no pod for nothing
+    env = {bundle.FILES_ENV: FILES}
+    for name in bundle.CHILDREN:
+        assert bundle.read(f"children/{name}", environ=env) == (bundle.STARTUP_DIR / "children" / name).read_bytes()
+    assert bundle.read("locks/vllm-0.11.2.txt", environ=env) == lockfiles.repo_lock("vllm", "0.11.2")
+
+
+# ------------------------------------------------------------------ Open WebUI's admin step
+def test_a_failing_step_before_a_start_keeps_the_service_down(tmp_path, capsys):
+    ran = tmp_path / "ran"
+
+    def before():
+        raise RuntimeError("its admin step failed (exit status 1)")
+
+    sup = proc.Supervisor("svc", ["/bin/sh", "-c", f"touch {ran}"], {"PATH": "/usr/bin:/bin"}, out=output.Out(),
+                          log_path=tmp_path / "svc.log", knobs=Knobs, before=before)
+    sup.start()
+    sup._thread.join(20)
+    out = lines_of(capsys)
+    assert sup.gave_up and not ran.exists()
+    assert out.count("runpod-deploy error=svc not started: its admin step failed (exit status 1)") == 4
 
 
 # ------------------------------------------------------------------ idle stop wiring
@@ -330,6 +359,7 @@ def test_idle_watcher_gets_the_pod_key_and_the_documented_defaults(monkeypatch):
     w = made["watcher"]
     assert (w["minutes"], w["minute_s"], w["check_s"], w["metrics_url"]) == (30, 1.0, 30.0,
                                                                            "http://127.0.0.1:8123/metrics")
+    assert w["metrics_key"] == "vk-1"  # the gate wants the key on /metrics
     assert made["ran"] is agent.stop
 
 

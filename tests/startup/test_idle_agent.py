@@ -18,6 +18,7 @@ from startup.agent import idle, protocol
 
 POD = "pod7k2m4n6p"
 KEY = "rpa_pod_SECRET_c0ffee42"
+VLLM_KEY = "vk-metrics-SECRET-5e1d"  # the gate in vLLM's process wants it on /metrics
 
 
 class FakeRunPod:
@@ -68,7 +69,10 @@ class FakeRunPod:
         with self.lock:
             self.requests.append({"kind": kind, "method": method, "path": h.path, "query": parse_qs(url.query),
                                   "headers": dict(h.headers), "body": payload})
-        status, answer = self.answer(kind, payload)
+        if kind == "metrics" and h.headers.get("Authorization") != f"Bearer {VLLM_KEY}":
+            status, answer = 401, "no key"  # as the gate in vLLM's process answers
+        else:
+            status, answer = self.answer(kind, payload)
         data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
         h.send_response(status)
         h.send_header("Content-Length", str(len(data)))
@@ -282,7 +286,8 @@ class Watching:
     def __init__(self, fake, log, s, minutes=2, retry_s=0.6):
         self.log, self.stop_event = log, threading.Event()
         self.watcher = idle.IdleWatcher(minutes=minutes, minute_s=MINUTE_S, check_s=CHECK_S,
-                                        metrics_url=fake.base + "/metrics", stopper=s, log=log, retry_s=retry_s)
+                                        metrics_url=fake.base + "/metrics", stopper=s, log=log, retry_s=retry_s,
+                                        metrics_key=VLLM_KEY)
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self.watcher.run, args=(self.stop_event,), daemon=True)
         self.thread.start()
@@ -325,7 +330,8 @@ def test_an_idle_pod_stops_after_the_limit_once_and_confirms(fake, watch):
     w.wait_for("idle stop: RunPod shows the pod EXITED")  # checked before asking again
     time.sleep(1.0)
     assert len(fake.calls("graphql")) == 1 and len(fake.calls("v2 action")) == 1
-    assert KEY not in w.log.text()
+    assert {c["headers"].get("Authorization") for c in fake.calls("metrics")} == {f"Bearer {VLLM_KEY}"}
+    assert KEY not in w.log.text() and VLLM_KEY not in w.log.text()
     assert all(protocol.parse(line) is not None for line in w.log)
 
 
@@ -425,7 +431,9 @@ def test_from_env_off_unless_configured_and_off_saying_why_without_the_identity(
 
 def test_from_env_reads_every_knob(monkeypatch):
     monkeypatch.delenv("IDLE_STOP_RETRY_S", raising=False)
-    w = idle.from_env({**IDENTITY, "IDLE_STOP_MINUTES": "30"}, metrics_url="http://127.0.0.1:9/metrics", log=Log())
+    w = idle.from_env({**IDENTITY, "IDLE_STOP_MINUTES": "30", "VLLM_API_KEY": VLLM_KEY},
+                      metrics_url="http://127.0.0.1:9/metrics", log=Log())
+    assert w._headers["Authorization"] == f"Bearer {VLLM_KEY}"  # `python3 -m agent.idle` reads /metrics too
     assert (w.limit_s, w.check_s, w.retry_s) == (1800.0, 30.0, 300.0)
     assert (w.stopper.api_url, w.stopper.graphql_url) == (idle.DEFAULT_API_URL, idle.DEFAULT_GRAPHQL_URL)
     env = {**IDENTITY, "IDLE_STOP_MINUTES": "2", "IDLE_STOP_MINUTE_S": "0.5", "IDLE_STOP_CHECK_S": "0.1",

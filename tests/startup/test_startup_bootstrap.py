@@ -122,7 +122,7 @@ def test_startup_env_is_plain_and_carries_the_agent():
     env = startup_env("qwen3vl", cfg.models["qwen3vl"], cfg)
     assert set(env) == {"POD_LABEL", "MODEL_ID", "SERVED_MODEL_NAME", "GPU_PROFILES_JSON", "VLLM_EXTRA_ARGS_JSON",
                         "VLLM_VERSION", "OPENWEBUI_VERSION", "WEBUI_ADMIN_EMAIL", "WORKSPACE", "MODEL_LOCAL_DIR",
-                        "STARTUP_B64", "PYTHONUNBUFFERED"}
+                        "STARTUP_B64", "PYTHONUNBUFFERED", "RUNPOD_DEPLOY_FILES"}
     assert all(isinstance(v, str) for v in env.values())
     assert not set(pod_env.SECRET_ENV_VARS) & set(env)
     assert "\n" not in env["STARTUP_B64"]
@@ -138,6 +138,16 @@ def test_startup_env_is_plain_and_carries_the_agent():
     assert env["GPU_PROFILES_JSON"].isascii()
 
 
+def test_every_env_string_of_every_pod_fits_linux_limit():
+    # Linux refuses one "NAME=value" string over 128 KiB (MAX_ARG_STRLEN): the file bundle is the big one.
+    cfg = stack_config()
+    for name, model in cfg.models.items():
+        env = startup_env(name, model, cfg)
+        sizes = {k: len(f"{k}={v}".encode()) for k, v in env.items()}
+        assert max(sizes.values()) < 128 * 1024, sizes
+        assert sizes["RUNPOD_DEPLOY_FILES"] < 96 * 1024, sizes  # room for a bigger lock
+
+
 def test_gpu_profiles_json_carries_each_profile_laid_over_default_under_the_config_names():
     cfg = stack_config()
     env = startup_env("olmocr", cfg.models["olmocr"], cfg)
@@ -151,7 +161,12 @@ def test_gpu_profiles_json_carries_each_profile_laid_over_default_under_the_conf
     }
 
 
-def test_startup_env_optional_fields():
+def test_startup_env_optional_fields(tmp_path, monkeypatch):
+    from startup.agent import lockfiles
+    # Other releases need their locks (the pod env carries them): stand-ins, for this test only.
+    for name, version in (("vllm", "0.11.0"), ("openwebui", "0.7.1"), ("hf-hub", lockfiles.HF_HUB_VERSION)):
+        (tmp_path / lockfiles.filename(name, version)).write_text(f"# {name} {version}\n")
+    monkeypatch.setattr(lockfiles, "LOCKS_DIR", tmp_path)
     models = json.loads(json.dumps(DEV_MODELS))
     models["olmocr"].update(revision="0123abc", localDir="/workspace/models/olmocr-7b",
                             vllmArgs=["--max-num-seqs", "64"])

@@ -3,25 +3,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from devkit.startup import DEV_MODELS, OLMOCR, PHASES, QWEN, SECRETS, pid_alive, sha
+from devkit.startup import DEV_MODELS, OLMOCR, PHASES, QWEN, REPO, SECRETS, pid_alive, sha
 
-from runpod_deploy import pod_env
-from startup.agent import archive
+from startup.agent import archive, lockfiles
 
 READY = r"^runpod-deploy phase=ready$"
 FP8 = "Qwen/Qwen3-VL-8B-Instruct-FP8"
 BF16 = "Qwen/Qwen3-VL-8B-Instruct"
 OLMOCR_EXTRA = ["--limit-mm-per-prompt", '{"video": 0}']
+GATE = ["--middleware", "gate.Gate"]  # always last: startup/children/gate.py, in vLLM's process
 
 
 def get(url: str, key: str | None = None) -> tuple[int, dict]:
@@ -68,9 +68,17 @@ def archive_dest(ws, venv: str):
 
 
 def uv_installs(h, records=None) -> list[list[str]]:
-    """The `uv venv` / `uv pip install` calls (not the downloader's `uv tool run`)."""
-    return [r["argv"] for r in (h.records("uv") if records is None else records)
-            if r["tool"] == "uv" and r["argv"][:1] != ["tool"]]
+    """The `uv venv` / `uv pip install` calls."""
+    return [r["argv"] for r in (h.records("uv") if records is None else records) if r["tool"] == "uv"]
+
+
+def pip_install(root, venv: str) -> list[str]:
+    """The install of venv `venv` (e.g. vllm-0.11.2) under VENV_ROOT `root`: from its lock, hashes required."""
+    return ["pip", "install", "--require-hashes", "--compile-bytecode", "--python", f"{root}/{venv}/env/bin/python",
+            "-r", f"{root}/{venv}/lock.txt"]
+
+
+VENVS = (("vllm", "0.11.2", "3.12"), ("openwebui", "0.12.4", "3.11"), ("hf-hub", "0.36.2", "3.12"))
 
 
 def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
@@ -81,23 +89,24 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
     assert_phases(run)
     assert run.lines[0].startswith("runpod-deploy boot=")  # first line of every boot
 
-    # installs: two venvs on the container disk, each with exactly its pinned package, bytecode compiled
-    assert uv_installs(h) == [
-        ["venv", "--python", "3.12", f"{disk}/vllm-0.11.2/env"],
-        ["pip", "install", "--compile-bytecode", "--python", f"{disk}/vllm-0.11.2/env/bin/python", "vllm==0.11.2"],
-        ["venv", "--python", "3.11", f"{disk}/openwebui-0.7.2/env"],
-        ["pip", "install", "--compile-bytecode", "--python", f"{disk}/openwebui-0.7.2/env/bin/python",
-         "open-webui==0.7.2"],
-    ]
-    # ... and one archive each on the volume, named after the requirement, Python and path
-    for name, req, py in (("vllm-0.11.2", "vllm==0.11.2", "3.12"), ("openwebui-0.7.2", "open-webui==0.7.2", "3.11")):
-        assert archive.exists(archive_dest(ws, name))
-        assert (disk / f"{name}.complete").read_text().strip() == f"{req} python={py} path={disk}/{name}/env"
+    # installs: three venvs on the container disk (vLLM, Open WebUI, the downloader's huggingface_hub),
+    # each from its hashed lock in the pod's file bundle, bytecode compiled; each venv's own in order
+    installs = uv_installs(h)
+    assert len(installs) == 6
+    for name, version, py in VENVS:
+        venv = f"{name}-{version}"
+        assert [a for a in installs if venv in str(a)] == [["venv", "--python", py, f"{disk}/{venv}/env"],
+                                                            pip_install(disk, venv)]
+        lock = lockfiles.repo_lock(name, version)
+        digest = hashlib.sha256(lock).hexdigest()
+        assert (disk / venv / "lock.txt").read_bytes() == lock
+        # ... and one archive each on the volume, named after the release, the lock, the Python and the path
+        key = lockfiles.archive_key(name, version, python=py, venv=f"{disk}/{venv}/env", lock_sha256=digest)
+        assert archive_dest(ws, venv) == ws / "venvs" / key and archive.exists(ws / "venvs" / key)
+        assert (disk / f"{venv}.complete").read_text().strip() == f"{key} lock=sha256:{digest}"
     assert not [p for p in (ws / "venvs").iterdir() if ".tmp" in p.name]
 
-    # one download, with uv's hf CLI (alongside the installs), into the old /workspace/hf_cache layout
-    assert [r["argv"] for r in h.records("uv") if r["argv"][:1] == ["tool"]] == [
-        ["tool", "run", "--from", "huggingface_hub[hf_xet]==0.36.2", "hf", "download", "allenai/olmOCR-2-7B-1025-FP8"]]
+    # one download, with the hf CLI of that venv (alongside the installs), into the old /workspace/hf_cache layout
     (dl,) = h.records("hf", "huggingface-cli")
     assert dl["tool"] == "hf" and dl["argv"] == ["download", "allenai/olmOCR-2-7B-1025-FP8"]
     assert dl["env"]["HF_HOME"] == f"{ws}/hf_cache"
@@ -112,9 +121,12 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
         "serve", "allenai/olmOCR-2-7B-1025-FP8", "--host", "0.0.0.0", "--port", str(run.vllm_port),
         "--served-model-name", "olmocr", "allenai/olmOCR-2-7B-1025-FP8",
         "--max-model-len", "16384", "--gpu-memory-utilization", "0.9", "--safetensors-load-strategy", "eager",
-        "--max-cudagraph-capture-size", "256", *OLMOCR_EXTRA,
+        "--max-cudagraph-capture-size", "256", *OLMOCR_EXTRA, *GATE,
     ]
     venv = vllm["env"]
+    # the gate: the bundle's gate.py first on vLLM's PYTHONPATH
+    assert venv["PYTHONPATH"] == str(h.run_dir / "pymods")
+    assert (h.run_dir / "pymods/gate.py").read_bytes() == (REPO / "startup/children/gate.py").read_bytes()
     assert venv["VLLM_API_KEY"] == sha(SECRETS["VLLM_API_KEY"])  # by env, not argv
     assert venv["HF_HUB_OFFLINE"] == "1"
     assert venv["HF_HUB_CACHE"] == f"{ws}/hf_cache/hub"
@@ -150,6 +162,7 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
     assert get(f"http://127.0.0.1:{run.vllm_port}/v1/models")[0] == 401
     status, body = get(f"http://127.0.0.1:{run.vllm_port}/v1/models", SECRETS["VLLM_API_KEY"])
     assert status == 200 and [m["id"] for m in body["data"]] == ["olmocr", "allenai/olmOCR-2-7B-1025-FP8"]
+    assert get(f"http://127.0.0.1:{run.vllm_port}/metrics")[0] == 401  # the (stub) gate wants the key there too
 
     # logs: prefixed on stdout and in files per pod
     assert "[vllm] INFO stub vllm args: serve" in run.output
@@ -174,8 +187,12 @@ def test_cold_start_installs_and_downloads_once_then_warm_start_does_nothing(h):
         warm.wait_for(r"Open WebUI is up on port")  # its stub has recorded its call by then
         new = h.records()[before:]
         assert [r["tool"] for r in new if r["tool"] in ("uv", "hf", "huggingface-cli")] == []
-        assert sorted(r["tool"] for r in new if r["tool"] != "tar") == ["nvidia-smi", "open-webui", "vllm"]
-        assert len([r for r in new if r["tool"] == "tar"]) == (2 if fresh_disk else 0)  # the two restores
+        # the admin step runs before every start of Open WebUI
+        assert sorted(r["tool"] for r in new if r["tool"] != "tar") == ["nvidia-smi", "open-webui", "vllm",
+                                                                        "webui-admin"]
+        restored = {v for r in new if r["tool"] == "tar" for v in ("vllm-0.11.2", "openwebui-0.12.4")
+                    if v in str(r["argv"])}  # tar runs per part of an archive
+        assert restored == ({"vllm-0.11.2", "openwebui-0.12.4"} if fresh_disk else set())
         (vllm2,) = [r for r in new if r["tool"] == "vllm"]
         assert vllm2["env"]["HF_HUB_OFFLINE"] == "1"
         assert vllm2["argv"][1] == "allenai/olmOCR-2-7B-1025-FP8"
@@ -233,26 +250,27 @@ def test_a_missing_or_corrupt_archive_is_rebuilt(h, damage):
     settled(warm)
     installs = uv_installs(h, h.records()[before:])
     venv_root = overrides.get("VENV_ROOT", str(h.venv_root))
-    assert ["pip", "install", "--compile-bytecode", "--python", f"{venv_root}/vllm-0.11.2/env/bin/python",
-            "vllm==0.11.2"] in installs
-    assert ("open-webui==0.7.2" in str(installs)) == (damage == "moved")
+    assert pip_install(venv_root, "vllm-0.11.2") in installs
+    assert ("openwebui-0.12.4" in str(installs)) == (damage == "moved")
     assert "vllm: archived" in warm.output
-    if damage in ("truncated", "corrupt"):
+    if damage == "corrupt":  # a part of the recorded size but other bytes: its checksum says so
         assert re.search(r"^runpod-deploy error=vllm: .*: rebuilding it$", warm.output, re.M)
+    elif damage == "truncated":  # a part shorter than recorded: archive.exists() sees an unfinished archive
+        assert "vllm: no archive of vllm==0.11.2 on the volume" in warm.output
     assert archive.exists(archive_dest(h.ws, "vllm-0.11.2") if damage != "moved" else dest)
     assert warm.stop() == 0
 
 
 def test_the_download_runs_alongside_the_installs_and_vllm_does_not_wait_for_open_webui(h):
-    run = h.start(STUB_UV_SLEEP="2", STUB_HF_SLEEP="1")  # each `uv pip install` takes 2 s
+    run = h.start(STUB_UV_SLEEP="2", STUB_HF_SLEEP="1")  # each `uv pip install` takes 2 s (the downloader's: 0)
     settled(run, timeout=30)
     (dl,) = h.records("hf")
     # `tar -c` of a venv runs once its install is done (the archive for the next starts)
-    packed = {name: r["t"] for r in h.records("tar") for name in ("vllm-0.11.2", "openwebui-0.7.2")
-              if r["argv"][0].startswith("-c") and any(name in a for a in r["argv"])}
+    packed = {name: min(r["t"] for r in h.records("tar") if "-cf" in r["argv"] and name in str(r["argv"]))
+              for name in ("vllm-0.11.2", "openwebui-0.12.4")}
     (vllm,) = h.records("vllm")
     assert dl["t"] < packed["vllm-0.11.2"], "the download waited for the installs"
-    assert vllm["t"] < packed["openwebui-0.7.2"], "vLLM waited for Open WebUI's install"
+    assert vllm["t"] < packed["openwebui-0.12.4"], "vLLM waited for Open WebUI's install"
     assert run.output.index("downloading allenai/olmOCR-2-7B-1025-FP8 alongside the installs") < \
         run.output.index("runpod-deploy phase=install-vllm")
     assert_phases(run)
@@ -263,7 +281,7 @@ def test_a_failing_download_stops_the_setup_at_once(h):
     run = h.start(STUB_HF_FAIL="1", STUB_UV_SLEEP="60")
     assert run.wait_exit(timeout=30) == 1
     assert "runpod-deploy error=download of allenai/olmOCR-2-7B-1025-FP8 failed; see " in run.output
-    assert [r for r in h.records("uv") if "open-webui==0.7.2" in r["argv"]] == []  # the installs stopped
+    assert [r for r in h.records("uv") if "openwebui-0.12.4" in str(r["argv"])] == []  # the installs stopped
     assert h.records("vllm", "open-webui") == []
     for rec in h.records("uv"):
         assert not pid_alive(rec["pid"]), "the install that was running is stopped too"
@@ -272,6 +290,7 @@ def test_a_failing_download_stops_the_setup_at_once(h):
 def test_killed_vllm_is_restarted(h):
     run = h.start()
     run.wait_for(READY)
+    run.wait_for(r"Open WebUI is up")  # started after its admin step
     first = h.records("vllm")[0]["pid"]
     os.kill(first, signal.SIGKILL)
     run.wait_for(r"^runpod-deploy error=vllm exited with status 137; restart 1/5 in 1s$")
@@ -350,7 +369,7 @@ def test_each_gpu_gets_the_exact_vllm_command_its_profile_means(h, model, gpu):
     expected = EXPECTED[(model, gpu.split(",")[0])]
     served = expected[1]
     assert vllm["argv"] == ["serve", served, "--host", "0.0.0.0", "--port", str(run.vllm_port),
-                            "--served-model-name", *expected]
+                            "--served-model-name", *expected, *GATE]
     assert vllm["env"]["VLLM_CACHE_ROOT"] == f"{h.ws}/vllm_cache/{GPUS[gpu]}"
     assert [r["argv"] for r in h.records("hf")] == [["download", served]]
     assert h.records("nvidia-smi")[0]["argv"] == ["--query-gpu=name,memory.total", "--format=csv,noheader"]
@@ -368,7 +387,7 @@ def test_unknown_gpu_uses_default_profile_and_extra_args_come_last(h):
     assert argv[1] == BF16
     assert argv[argv.index("--revision"):] == [
         "--revision", "abc123", "--max-model-len", "8192", "--gpu-memory-utilization", "0.8",
-        "--safetensors-load-strategy", "eager", "--enforce-eager", "--max-num-seqs", "32",
+        "--safetensors-load-strategy", "eager", "--enforce-eager", "--max-num-seqs", "32", *GATE,
     ]
     assert [r["argv"] for r in h.records("hf")] == [["download", BF16, "--revision", "abc123"]]
     assert "-> profile 'default' (no profile named after this GPU)" in run.output
@@ -384,7 +403,7 @@ def test_a_profile_inheriting_from_default_is_served_with_the_merged_values(h):
     (vllm,) = h.wait_records("vllm", 1)
     assert vllm["argv"][vllm["argv"].index("--served-model-name"):] == [
         "--served-model-name", "qwen3-vl", FP8, "--max-model-len", "12288", "--gpu-memory-utilization", "0.85",
-        "--safetensors-load-strategy", "eager", "--enforce-eager"]
+        "--safetensors-load-strategy", "eager", "--enforce-eager", *GATE]
     assert [r["argv"] for r in h.records("hf")] == [["download", FP8]]
     run.stop()
 
@@ -524,7 +543,7 @@ def test_open_webui_is_not_started_without_a_preset_admin(h):
     run.wait_for(READY)
     assert "runpod-deploy error=WEBUI_ADMIN_EMAIL and WEBUI_ADMIN_PASSWORD are not both set" in run.output
     assert h.records("open-webui") == []
-    assert all("open-webui==0.7.2" not in r["argv"] for r in h.records("uv"))
+    assert all("openwebui-0.12.4" not in str(r["argv"]) for r in h.records("uv"))
     run.stop()
 
 
@@ -551,7 +570,8 @@ def own_keys(rec) -> set[str]:
 
 
 def test_each_child_gets_only_the_env_it_needs(h):
-    run = h.start(RUNPOD_POD_ID="pod1", RUNPOD_API_KEY="rpa_pod_SECRET_77")
+    run = h.start(RUNPOD_POD_ID="pod1", RUNPOD_API_KEY="rpa_pod_SECRET_77",
+                  settings={"allowedMediaDomains": ["images.example.com"]})
     settled(run)
     run.wait_for(r"Open WebUI is up")
     assert run.stop() == 0
@@ -565,13 +585,17 @@ def test_each_child_gets_only_the_env_it_needs(h):
         # uv's cache on the container disk, never the image's /workspace/.cache/uv
         assert rec["env"]["UV_CACHE_DIR"] == str(h.disk / "uv-cache") and rec["env"]["UV_LINK_MODE"] == "hardlink"
     (dl,) = by_tool["hf"]
-    assert own_keys(dl) == uv_env | hf | {"HF_TOKEN", "HF_XET_HIGH_PERFORMANCE", "HF_HUB_DISABLE_PROGRESS_BARS"}
+    assert own_keys(dl) == hf | {"HF_TOKEN", "HF_XET_HIGH_PERFORMANCE", "HF_HUB_DISABLE_PROGRESS_BARS"}
     (vllm,) = by_tool["vllm"]
     assert own_keys(vllm) & SECRET_NAMES == {"VLLM_API_KEY"}
+    # the gate's settings reach vLLM's process only
+    assert vllm["env"]["GATE_MEDIA_DOMAINS"] == "images.example.com"
+    assert [r["tool"] for r in h.records() if "GATE_MEDIA_DOMAINS" in r["env"]] == ["vllm"]
     (webui,) = by_tool["open-webui"]
     assert own_keys(webui) & SECRET_NAMES == {"OPENAI_API_KEY", "WEBUI_SECRET_KEY"}
     (admin,) = by_tool["webui-admin"]
-    assert own_keys(admin) - own_keys(webui) == {"WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"}
+    # (FROM_INIT_PY: webui_admin.py sets it in its own process, as `open-webui serve` does)
+    assert own_keys(admin) - own_keys(webui) == {"WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD", "FROM_INIT_PY"}
     for rec in by_tool["tar"] + by_tool["nvidia-smi"]:  # started without an allowlist: still no secret
         assert not own_keys(rec) & SECRET_NAMES and "STARTUP_B64" not in rec["env"], rec["tool"]
     for rec in h.records():  # the pod-scoped key reaches no child at all, nor the image's volume paths
@@ -580,21 +604,40 @@ def test_each_child_gets_only_the_env_it_needs(h):
         assert not rec["env"].get("HF_HOME", "").startswith("/workspace/.cache"), rec["tool"]
 
 
-def test_the_admin_step_runs_only_when_the_password_changed(h):
+def test_the_admin_step_runs_before_every_start_and_sets_a_changed_password(h):
     data = h.ws / "open-webui/olmocr"
     users = data / "stub-users.json"
+    starts = 0
     for i, password in enumerate(["Pw-SECRET-44b0!", "Pw-SECRET-44b0!", "Pw-NEW-SECRET-9"]):
         run = h.start(WEBUI_ADMIN_PASSWORD=password)
         settled(run)
         run.wait_for(r"Open WebUI is up")
-        assert run.stop() == 0
-        admin = h.records("webui-admin")
-        assert len(admin) == [1, 1, 2][i], run.output  # not again while the password is the same
+        starts += 1
         (user,) = json.loads(users.read_text()).values()
         assert user["role"] == "admin" and user["password"] == "stub:" + sha(password).split(":")[1]
+        assert len(h.records("webui-admin")) == len(h.records("open-webui")) == starts, run.output
+        # webui_admin.py changes the password only when it no longer signs in
+        assert ("password set from WEBUI_ADMIN_PASSWORD" in run.output) == (i == 2), run.output
+        assert ("admin created" in run.output) == (i == 0)
+        if i == 0:  # a restart of Open WebUI runs the step again, before it
+            os.kill(h.records("open-webui")[0]["pid"], signal.SIGKILL)
+            second = h.wait_records("open-webui", 2)[1]
+            starts += 1
+            admin = h.records("webui-admin")
+            assert len(admin) == 2 and admin[1]["t"] < second["t"]
+        assert run.stop() == 0
         assert password not in run.output
-    fp = data / ".runpod-deploy-admin"
-    assert oct(fp.stat().st_mode & 0o777) == "0o600" and "Pw-" not in fp.read_text()
+
+
+def test_a_failing_admin_step_keeps_open_webui_down(h):
+    # A fresh data dir without its admin would let the first visitor sign up as admin.
+    run = h.start(STUB_WEBUI_ADMIN_FAIL="1", MAX_RESTARTS="1")
+    run.wait_for(r"^runpod-deploy error=openwebui not started: its admin step failed \(exit status 1", timeout=20)
+    run.wait_for(r"^runpod-deploy error=openwebui keeps failing", timeout=20)
+    assert h.records("open-webui") == []
+    assert len([line for line in run.lines if "openwebui not started: its admin step failed" in line]) == 2
+    assert run.proc.poll() is None and "runpod-deploy phase=ready" in run.lines  # vLLM serves on
+    run.stop()
 
 
 def test_a_damaged_compile_cache_index_is_moved_aside_before_vllm_starts(h):
@@ -629,30 +672,13 @@ def test_open_webui_skips_the_hub_once_its_embedding_model_is_on_the_volume(h):
     run.stop()
 
 
-def test_the_gate_is_loaded_into_vllm_only_when_the_package_has_it(h, tmp_path):
-    run = h.start()
-    (vllm,) = h.wait_records("vllm", 1)
-    assert "--middleware" not in vllm["argv"] and "PYTHONPATH" not in vllm["env"]  # inert without gate.py
-    run.stop()
-    agent = tmp_path / "agent-with-gate"
-    shutil.copytree(pod_env.AGENT_DIR, agent, ignore=shutil.ignore_patterns("__pycache__"))
-    (agent / "gate.py").write_text("class Gate:\n    pass\n")
-    payload = pod_env.encode(pod_env_payload(agent))
-    run = h.start(STARTUP_B64=payload)
-    vllm = h.wait_records("vllm", 2)[1]
-    assert vllm["argv"][-2:] == ["--middleware", "gate.Gate"]
-    assert vllm["env"]["PYTHONPATH"] == str(h.run_dir / "pymods")
-    assert (h.run_dir / "pymods/gate.py").read_text() == "class Gate:\n    pass\n"
-    run.stop()
-
-
-def pod_env_payload(agent_dir) -> bytes:
-    saved = pod_env.AGENT_DIR
-    try:
-        pod_env.AGENT_DIR = agent_dir
-        return pod_env.payload()
-    finally:
-        pod_env.AGENT_DIR = saved
+def test_without_the_file_bundle_the_agent_stops_before_installing(h):
+    # gate.py and the locks come in RUNPOD_DEPLOY_FILES: vLLM never starts without its gate.
+    run = h.start(without=["RUNPOD_DEPLOY_FILES"])
+    assert run.wait_exit() == 1
+    assert re.search(r"^runpod-deploy error=cannot provide gate.py: env RUNPOD_DEPLOY_FILES is not set", run.output,
+                     re.M)
+    assert h.records("uv", "hf", "vllm") == []
 
 
 def test_two_pods_cold_starting_on_one_volume_download_once_and_leave_valid_archives(h, tmp_path):
@@ -667,7 +693,7 @@ def test_two_pods_cold_starting_on_one_volume_download_once_and_leave_valid_arch
             settled(run, timeout=60)
         for run in runs:
             assert run.stop() == 0
-        for venv in ("vllm-0.11.2", "openwebui-0.7.2"):
+        for venv in ("vllm-0.11.2", "openwebui-0.12.4"):
             names = {p.name for p in (h.ws / "venvs").iterdir() if p.name.startswith(venv) and ".tmp" in p.name}
             assert names == set()
         # each pod's venv path is its own container disk's: its own archive (the key has the path)

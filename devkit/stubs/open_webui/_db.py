@@ -26,6 +26,8 @@ def save(users: dict) -> None:
 
 
 def record(call: str) -> None:
+    if os.environ.get("STUB_WEBUI_ADMIN_FAIL"):  # the admin step's first call fails (a broken DB, say)
+        raise RuntimeError("stub open_webui: told to fail")
     env = {k: "sha256:" + hashlib.sha256(v.encode()).hexdigest() if k in SECRET_KEYS else v
            for k, v in os.environ.items()}
     rec = {"tool": "webui-admin", "argv": [call], "pid": os.getpid(), "cwd": os.getcwd(), "env": env, "t": time.time()}

@@ -17,3 +17,8 @@ class Auths:
         users[email] = {"id": f"user-{len(users) + 1}", "role": role, "password": password, "name": name}
         _db.save(users)
         return users[email]
+
+    @staticmethod
+    def authenticate_user(email, verify):
+        u = _db.load().get(email)
+        return u if u and verify(u["password"]) else None

@@ -174,7 +174,7 @@ def main() -> int:
         print(f"webui-admin: {e}", file=sys.stderr)
         return 1
     mark_version(data, version)
-    say(f"Open WebUI {version}: {done} ({email})")
+    say(f"Open WebUI {version}: {done}")  # not the email: logs go to the volume and RunPod
     return 0
 
 
