@@ -1,4 +1,4 @@
-"""The REAL Open WebUI 0.12.4 (installed from its lock) with startup/agent/webui_admin.py run before each
+"""The REAL Open WebUI 0.12.4 (installed from its lock) with startup/children/webui_admin.py run before each
 start, as the agent runs it: the preset admin, sign-up closed from the very first request, password
 rotation, and the upgrade of a data directory that the real Open WebUI 0.7.2 served.
 
@@ -23,7 +23,7 @@ from devkit.startup_real import http, signin
 pytestmark = pytest.mark.timeout(1800)
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN_PY = REPO / "startup" / "agent" / "webui_admin.py"
+ADMIN_PY = REPO / "startup" / "children" / "webui_admin.py"
 EMAIL = "secret-admin-7e1b@example.invalid"
 PASSWORD_A = "Pw-SECRET-44b0!"
 PASSWORD_B = "Pw-SECRET-rotated-93c1!"
