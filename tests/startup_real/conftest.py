@@ -6,6 +6,7 @@ only it. `make test` (and so CI) runs it.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,4 @@ def real(tmp_path_factory):
     harness.stand_in_vllm()
     yield harness
     harness.cleanup()
+    shutil.rmtree(harness.tmp, ignore_errors=True)  # ~25 GB of venvs and archives; pytest keeps 3 runs
