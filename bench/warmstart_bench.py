@@ -165,11 +165,14 @@ def restored_bytes(output: str) -> dict:
     before_s = after_s = 0.0
     seen_vllm = False
     per: dict[str, int] = {}
+    # The agent says each restore twice (archive.py's "<n> bytes read" line, then venvs.py's summary,
+    # which startup.sh's pattern also matches): count archive.py's lines only when there are any.
+    kinds = {"agent"} if RESTORED[0][0].search(output) else {"startup.sh"}
     for line in output.splitlines():
         if line.strip() == "runpod-deploy phase=start-vllm":
             seen_vllm = True
         for rx, kind in RESTORED:
-            if m := rx.search(line):
+            if kind in kinds and (m := rx.search(line)):
                 n = int(m.group(3) if kind == "agent" else m.group(4))
                 secs = float(m.group(4) if kind == "agent" else m.group(5))
                 name = Path(m.group(1) if kind == "agent" else m.group(2)).name

@@ -1,13 +1,17 @@
-"""The REAL startup/startup.sh with the REAL packages (tests/startup_real, bench/realpkgs_bench.py).
+"""The REAL pod agent with the REAL packages (tests/startup_real, bench/realpkgs_bench.py,
+bench/warmstart_bench.py).
 
-The template installs vLLM and Open WebUI itself, with the real `uv` (pinned in requirements-dev.txt)
-from the real package index, into a temp WORKSPACE. uv's cache lives outside the repo
-(`~/.cache/runpod-deploy/uv`, the same place scripts/setup.sh keeps the Pulumi build), so the first
-run on a machine downloads ~17 GB once and every later run installs from the cache in seconds.
+devkit.startup's Harness runs the agent as the pod does (the STARTUP_B64 payload decoded and run with
+python3); here it installs vLLM and Open WebUI itself, with the real `uv` (pinned in
+requirements-dev.txt) from the real package index, into a temp container disk, and archives them on
+a temp WORKSPACE (archive.py). uv's cache lives outside the repo (`~/.cache/runpod-deploy/uv`, the
+same place scripts/setup.sh keeps the Pulumi build), so the first run on a machine downloads ~17 GB
+once and every later run installs from the cache in seconds.
 
-Only what cannot run here is stood in for: `nvidia-smi` (no GPU) and, after the template installed
-or restored the real vLLM, its `vllm` entry point (no GPU to serve on) by devkit/stubs/stub.py's
-vllm, an OpenAI-compatible server that requires the key. Open WebUI is the real package.
+Only what cannot run here is stood in for: `nvidia-smi` (no GPU) and, once the agent has put the
+real vLLM on the container disk (installed or restored), its `vllm` entry point (no GPU to serve on)
+by devkit/stubs/stub.py's vllm, an OpenAI-compatible server that requires the key. Open WebUI (and
+the agent's admin step before each of its starts) is the real package.
 """
 
 from __future__ import annotations
@@ -30,14 +34,13 @@ CACHE = Path(os.environ.get("RUNPOD_DEPLOY_CACHE")
              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runpod-deploy")
 UV_CACHE = CACHE / "uv"
 
-# What nvidia-smi reports for each GPU type (name, MiB): the preference list, plus one card that no
-# profile names (it must get "default").
-# The machine's own settings for reaching the package index (CA bundle, proxy, index mirror): the
-# harness builds a clean env for the template, and uv must still reach the index from this machine.
+# The machine's own settings for reaching the package index (CA bundle, proxy, index mirror): given to
+# the agent, which passes them to its installers (childenv.NETWORK), so uv reaches the index from here.
 PASS_THROUGH = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
                 "http_proxy", "https_proxy", "no_proxy", "UV_INDEX_URL", "UV_DEFAULT_INDEX",
                 "UV_EXTRA_INDEX_URL", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS")
 
+# What nvidia-smi reports for each GPU type (name, MiB).
 GPU_LINES = {
     "NVIDIA L40S": "NVIDIA L40S, 46068 MiB",
     "NVIDIA A100 80GB PCIe": "NVIDIA A100 80GB PCIe, 81920 MiB",
@@ -70,7 +73,7 @@ def find_python(version: str) -> str:
         if out.returncode == 0 and out.stdout.strip() == version:
             return c
     raise HarnessError(f"no Python {version} interpreter found (tried {candidates}); the real-package tier "
-                f"installs the template's venvs with it. Install python{version} (Debian package or pyenv)")
+                f"installs the agent's venvs with it. Install python{version} (Debian package or pyenv)")
 
 
 def find_uv() -> str:
@@ -80,31 +83,31 @@ def find_uv() -> str:
     return uv
 
 
-# What the template says once the real vLLM venv is on the container disk (installed or restored).
+# What the agent says once the real vLLM venv is on the container disk (installed, restored or kept).
 VLLM_READY_LINE = re.compile(r"^runpod-deploy: vllm: (installed|restored |.* is ready in )")
 
 
 class RealHarness(Harness):
-    """Harness (devkit.startup) whose bin/ has the real uv and Pythons instead of the uv stub. Each
-    start swaps the stand-in into vLLM's entry point as soon as the template has put the real vLLM
-    venv on the container disk (Open WebUI's install or restore comes next and takes seconds)."""
+    """Harness (devkit.startup) whose bin/ has the real uv, tar and Pythons instead of the stubs. Each
+    start swaps the stand-in into vLLM's entry point as soon as the agent has put the real vLLM venv
+    on the container disk, before it starts vLLM (after a cold install the agent is packing the
+    archive then, so the archive may carry either entry point; every start swaps it again)."""
 
     def __init__(self, tmp: Path, *, uv_cache: Path = UV_CACHE):
         super().__init__(tmp)
         self.uv_cache = uv_cache
         (self.bin / "uv").unlink()
         (self.bin / "uv").symlink_to(find_uv())
+        (self.bin / "tar").unlink()  # archive.py packs and unpacks the real venvs with the image's tar
         for version in ("3.12", "3.11"):
             (self.bin / f"python{version}").symlink_to(find_python(version))
 
     def env(self, model=OLMOCR, *, without=(), settings=None, **overrides) -> dict[str, str]:
         env = super().env(model, without=without, settings=settings, **overrides)
-        # startup/startup.sh's admin step is Open WebUI 0.7's (sync) code; 0.12.4, the default now, is
-        # tested with the agent's startup/agent/webui_admin.py (test_realpkgs_webui_admin.py). Until the
-        # agent replaces startup.sh, the template's tier runs the release the template supports.
-        env["OPENWEBUI_VERSION"] = overrides.get("OPENWEBUI_VERSION", "0.7.2")
         env.update(
-            UV_CACHE_DIR=str(self.uv_cache),
+            # The agent's own knob for uv's cache (it never passes the image's UV_CACHE_DIR on): the
+            # machine's shared cache, so a run installs from it instead of downloading ~17 GB.
+            UV_LOCAL_CACHE=str(self.uv_cache),
             UV_PYTHON_DOWNLOADS="never",  # no network but the package index: use the local Pythons
             UV_NO_PROGRESS="1",
             # The platform's trust store, as pip uses: a machine whose package index sits behind its
@@ -131,20 +134,20 @@ class RealHarness(Harness):
             seen = len(lines)
             time.sleep(0.05)
 
-    def archive(self, name: str) -> Path:
-        """The volume's archive of venv `name` (vllm / openwebui)."""
-        (path,) = self.ws.glob(f"venvs/{name}-*.tar")
-        return path
+    def archive(self, name: str) -> tuple[Path, dict]:
+        """The volume's archive of venv `name` (vllm / openwebui): its manifest (archive.py's commit
+        point) and the manifest's content."""
+        (path,) = self.ws.glob(f"venvs/{name}-*.manifest.json")
+        return path, json.loads(path.read_text())
 
     def seed_model(self, repo: str) -> None:
-        """The weights are on the volume already (no Hub here): the template's completion marker."""
+        """The weights are on the volume already (no Hub here): the agent's completion marker."""
         d = self.ws / "hf_cache" / "hub" / ("models--" + repo.replace("/", "--"))
         d.mkdir(parents=True, exist_ok=True)
         (d / ".runpod-deploy-complete@default").write_text(f"{repo} default\n")
 
     def stand_in_vllm(self) -> None:
-        """Replace the installed vLLM's entry point (it needs a GPU to serve) by the stub server, on the
-        container disk only (the archive on the volume keeps the real one)."""
+        """Replace the installed vLLM's entry point (it needs a GPU to serve) by the stub server."""
         target = self.venv("vllm") / "bin" / "vllm"
         tmp = target.with_name("vllm.stand-in")
         tmp.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB_PY}" vllm "$@"\n')

@@ -6,6 +6,7 @@ only it. `make test` (and so CI) runs it.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,17 +24,20 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def real(tmp_path_factory):
-    """One WORKSPACE for the tier, on which the template did its cold start with the real packages.
+    """One WORKSPACE for the tier, on which the pod agent (its payload, as the pod runs it) did its
+    cold start with the real packages.
 
-    The cold start runs until both services were started (the venvs are installed on the container
-    disk and archived on the volume by then); it is then stopped. vLLM's entry point is the
-    stand-in (the real vLLM cannot serve without a GPU). `real.cold_output` is what it printed.
+    The cold start runs until Open WebUI is up (both venvs are installed on the container disk and
+    archived on the volume, and the admin step created the preset admin in the fresh DATA_DIR); it is
+    then stopped. vLLM's entry point is the stand-in (the real vLLM cannot serve without a GPU).
+    `real.cold_output` is what it printed.
     """
     harness = RealHarness(tmp_path_factory.mktemp("realpkgs"))
     harness.seed_model(stack_config().models[OLMOCR].model_id)
     run = harness.start(OLMOCR)
     try:
-        run.wait_for(r"^runpod-deploy phase=start-webui$", timeout=1800)
+        # Up, not just started: stopping inside the admin step could leave a half-migrated webui.db.
+        run.wait_for(r"^runpod-deploy: Open WebUI is up on port", timeout=1800)
     finally:
         run.stop(timeout=120)
     harness.cold_output = run.output
@@ -41,3 +45,4 @@ def real(tmp_path_factory):
     harness.stand_in_vllm()
     yield harness
     harness.cleanup()
+    shutil.rmtree(harness.tmp, ignore_errors=True)  # ~25 GB of venvs and archives; pytest keeps 3 runs

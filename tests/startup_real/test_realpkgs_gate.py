@@ -1,4 +1,4 @@
-"""The gate (startup/agent/gate.py) in front of the REAL vLLM 0.11.2 OpenAI app: the route matrix.
+"""The gate (startup/children/gate.py) in front of the REAL vLLM 0.11.2 OpenAI app: the route matrix.
 
 vLLM's own app (build_app from vLLM's own argument parser, `--middleware gate.Gate`, vLLM's own key
 check from VLLM_API_KEY) runs on CPU in the venv the lock installs (tests/startup_real/vllm_gate_app.py
@@ -41,7 +41,7 @@ class App:
         self.record.touch()
         gate_dir = tmp / "gate-pythonpath"  # as the agent does: gate.py written into a dir on vLLM's PYTHONPATH
         gate_dir.mkdir(exist_ok=True)
-        shutil.copy(REPO / "startup" / "agent" / "gate.py", gate_dir / "gate.py")
+        shutil.copy(REPO / "startup" / "children" / "gate.py", gate_dir / "gate.py")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GATE_", "VLLM_"))}
         env.update(VLLM_API_KEY=KEY, PYTHONPATH=str(gate_dir), GATE_APP_RECORD=str(self.record),
                    VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")

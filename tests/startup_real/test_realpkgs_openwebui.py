@@ -1,5 +1,8 @@
-"""The real Open WebUI 0.7.2, installed and started by the template, next to a vLLM stand-in.
+"""The real Open WebUI (the stack's release, 0.12.4), installed, archived, restored and started by the
+pod agent, with its admin step before each start, next to a vLLM stand-in: what a user of the pod sees.
 
+The admin step's own cases (the very first request of a fresh data dir, the upgrade from 0.7.2, a
+password that did not change) are test_realpkgs_webui_admin.py's, without the agent.
 Tests run in file order on one warm start; the last one restarts with a changed admin password.
 """
 
@@ -28,7 +31,7 @@ def warm(real):
     no venvs, no uv home): what `ready` and Open WebUI look like."""
     real.fresh_container_disk()
     run = real.start(OLMOCR)
-    run.wait_for(r"^runpod-deploy phase=ready$", timeout=120)
+    run.wait_for(r"^runpod-deploy phase=ready$", timeout=900)  # two restores first, on 2 shared cores
     run.wait_for(r"Open WebUI is up on port", timeout=WEBUI_UP_S)
     run.base = f"http://127.0.0.1:{run.webui_port}"
     yield run
@@ -39,10 +42,16 @@ def warm(real):
 def test_cold_start_installed_both_venvs_with_the_real_uv(real):
     counts = uv_installed_counts(real.cold_output)
     assert len(counts) == 2 and all(n > 50 for n in counts), counts  # vLLM ~170, Open WebUI ~300 packages
-    for name in ("vllm", "openwebui"):
-        assert real.archive(name).stat().st_size > 10**9  # on the volume, for the next starts
-        assert real.archive(name).with_name(real.archive(name).name + ".complete").is_file()
-        assert f"runpod-deploy: {name}: archived (" in real.cold_output
+    for name in ("vllm", "openwebui"):  # on the volume, for the next starts: whole parts, as committed
+        manifest, m = real.archive(name)
+        assert m["unpacked_bytes"] > 10**9 and m["parts"], m
+        for part in m["parts"]:
+            assert (manifest.parent / part["name"]).stat().st_size == part["size"] > 0
+        assert re.search(rf"^runpod-deploy: {name}: archived in \d+s$", real.cold_output, re.M), (
+            real.cold_output[-3000:])
+    # The admin step ran before Open WebUI's first start (fresh DATA_DIR), from the agent's own copy.
+    assert re.search(r"^\[openwebui\] .*admin created before the first start", real.cold_output, re.M), (
+        real.cold_output[-3000:])
 
 
 def test_warm_start_on_a_fresh_container_disk_restores_and_installs_nothing(real, warm):

@@ -1,4 +1,4 @@
-"""vLLM 0.11.2's own parser accepts every command line the template builds from Pulumi.dev.yaml."""
+"""vLLM 0.11.2's own parser accepts every command line the pod agent builds from Pulumi.dev.yaml."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ pytestmark = pytest.mark.timeout(2400)
 
 
 def recorded_command_lines(tmp_path) -> dict[tuple[str, str], list[str]]:
-    """(model, GPU type) -> the argv the template runs `vllm` with, recorded by the stub harness."""
+    """(model, GPU type) -> the argv the agent runs `vllm` with, recorded by the stub harness (the
+    agent's payload with a stub vllm; the real vLLM only parses them here)."""
     out = {}
     for name in DEV_MODELS:
         for gpu in gpu_types_to_check(name):
@@ -41,7 +42,7 @@ def vllm_parse(real: RealHarness, argvs: list[list[str]]) -> list[dict]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_vllm_parser_accepts_every_command_line_the_template_builds(real, tmp_path):
+def test_vllm_parser_accepts_every_command_line_the_agent_builds(real, tmp_path):
     lines = recorded_command_lines(tmp_path)
     cases = list(lines.items())
     # Canaries: the check itself must reject what vLLM rejects, or a pass would prove nothing.
@@ -52,7 +53,7 @@ def test_vllm_parser_accepts_every_command_line_the_template_builds(real, tmp_pa
     assert [r["ok"] for r in results[len(cases):]] == [False, False], results[len(cases):]
     failures = [f"{name} on {gpu}: {res['error']}\n    vllm {' '.join(argv)}"
                 for ((name, gpu), argv), res in zip(cases, results) if not res["ok"]]
-    assert not failures, "vLLM 0.11.2 rejects command lines the template builds:\n" + "\n".join(failures)
+    assert not failures, "vLLM 0.11.2 rejects command lines the agent builds:\n" + "\n".join(failures)
 
     # vLLM reads the values the config means (e.g. the JSON of --limit-mm-per-prompt as a dict).
     for ((name, gpu), argv), res in zip(cases, results):
@@ -62,6 +63,7 @@ def test_vllm_parser_accepts_every_command_line_the_template_builds(real, tmp_pa
         mm = args["limit_mm_per_prompt"]
         assert isinstance(mm, dict) and mm.get("video") == 0, (name, gpu)
         assert args["safetensors_load_strategy"] == "eager", (name, gpu)  # vLLM takes any string here
+        assert args["middleware"] == ["gate.Gate"], (name, gpu)  # the key gate, vLLM's outermost middleware
         profile = stack_config().models[name].resolved_profiles()
         expected = (profile.get(gpu) or profile["default"]).max_cudagraph_capture_size
         assert args["max_cudagraph_capture_size"] == expected, (name, gpu)

@@ -1,6 +1,6 @@
 """Run by the REAL vLLM venv's python: does vLLM's own `vllm serve` parser accept these command lines?
 
-stdin: a JSON list of argv lists, each as the template runs it (`["serve", <model>, "--host", ...]`).
+stdin: a JSON list of argv lists, each as the agent runs it (`["serve", <model>, "--host", ...]`).
 stdout (last line): a JSON list, per argv, of {"ok": true, "args": {...parsed values...}} or
 {"ok": false, "error": "<vLLM's own message>"}.
 
@@ -29,7 +29,7 @@ from vllm.utils.argparse_utils import FlexibleArgumentParser  # noqa: E402
 
 SHOWN = ("model_tag", "served_model_name", "revision", "host", "port", "max_model_len", "gpu_memory_utilization",
          "limit_mm_per_prompt", "max_num_seqs", "async_scheduling", "safetensors_load_strategy",
-         "max_cudagraph_capture_size", "uvicorn_log_level", "api_key")
+         "max_cudagraph_capture_size", "uvicorn_log_level", "api_key", "middleware")
 
 
 def check(argv: list[str]) -> dict:
