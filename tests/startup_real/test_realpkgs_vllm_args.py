@@ -52,11 +52,11 @@ def test_vllm_parser_accepts_every_command_line_the_agent_builds(real, tmp_path)
 
     assert [r["ok"] for r in results[len(cases):]] == [False, False], results[len(cases):]
     failures = [f"{name} on {gpu}: {res['error']}\n    vllm {' '.join(argv)}"
-                for ((name, gpu), argv), res in zip(cases, results) if not res["ok"]]
+                for ((name, gpu), argv), res in zip(cases, results[:len(cases)], strict=True) if not res["ok"]]
     assert not failures, "vLLM 0.11.2 rejects command lines the agent builds:\n" + "\n".join(failures)
 
     # vLLM reads the values the config means (e.g. the JSON of --limit-mm-per-prompt as a dict).
-    for ((name, gpu), argv), res in zip(cases, results):
+    for ((name, gpu), _argv), res in zip(cases, results[:len(cases)], strict=True):
         args = res["args"]
         assert args["served_model_name"][0] == stack_config().models[name].served_model_name, (name, gpu)
         assert args["api_key"] is None, "the key must travel in env VLLM_API_KEY, not on argv"
