@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from devkit import locked_venvs
 from devkit.startup import DEV_MODELS, OLMOCR, SECRETS, STUB_PY, Harness, HarnessError, Run, stack_config
 
 CACHE = Path(os.environ.get("RUNPOD_DEPLOY_CACHE")
@@ -58,22 +58,12 @@ def gpu_types_to_check(model: str) -> list[str]:
 
 
 def find_python(version: str) -> str:
-    """An interpreter for `uv venv --python <version>`; this machine has them under pyenv, whose
-    shims refuse versions that are not selected, so uv (which also must not download one) needs a
-    real path on PATH."""
-    candidates = [shutil.which(f"python{version}")]
-    candidates += sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
-    candidates += [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
-    for c in filter(None, candidates):
-        try:
-            out = subprocess.run([c, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                 capture_output=True, text=True, timeout=30)
-        except OSError:
-            continue
-        if out.returncode == 0 and out.stdout.strip() == version:
-            return c
-    raise HarnessError(f"no Python {version} interpreter found (tried {candidates}); the real-package tier "
-                f"installs the agent's venvs with it. Install python{version} (Debian package or pyenv)")
+    """An interpreter for `uv venv --python <version>` (devkit.locked_venvs finds it: pyenv shims
+    refuse unselected versions, and uv must not download one)."""
+    try:
+        return locked_venvs.find_python(version)
+    except locked_venvs.VenvError as e:
+        raise HarnessError(f"{e}: the real-package tier installs the agent's venvs with it") from None
 
 
 def find_uv() -> str:
