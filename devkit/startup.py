@@ -172,16 +172,54 @@ class Run:
         return [m.group(1) for line in self.lines if (m := re.fullmatch(r"runpod-deploy phase=(\S+)", line))]
 
 
+# Runs "$@" (the agent) in its own mount namespace where the path $1 shows the directory $2.
+_BIND_SH = 'mkdir -p "$1" "$2" && mount --bind "$2" "$1" && shift 2 && exec "$@"'
+
+
+def shared_venv_root_unsupported() -> str | None:
+    """Why `Harness(venv_root=...)` cannot run here (None if it can): it needs root, util-linux's
+    `unshare` and the right to make a mount namespace and bind-mount in it (probed once)."""
+    global _UNSUPPORTED
+    if _UNSUPPORTED is None:
+        if os.geteuid() != 0:
+            _UNSUPPORTED = "not root: a per-agent bind mount of VENV_ROOT needs root"
+        elif not shutil.which("unshare") or not shutil.which("mount"):
+            _UNSUPPORTED = "no `unshare`/`mount` (util-linux) on PATH"
+        else:
+            import tempfile
+            with tempfile.TemporaryDirectory() as d:
+                (Path(d) / "own").mkdir()
+                (Path(d) / "own" / "probe").touch()
+                probe = subprocess.run(
+                    ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _BIND_SH, "sh",
+                     f"{d}/shared", f"{d}/own", "test", "-e", f"{d}/shared/probe"],
+                    capture_output=True, text=True, timeout=30)
+                _UNSUPPORTED = "" if probe.returncode == 0 else (
+                    f"cannot bind-mount in a private mount namespace here (rc={probe.returncode}: "
+                    f"{probe.stderr.strip()[:200]})")
+    return _UNSUPPORTED or None
+
+
+_UNSUPPORTED: str | None = None
+
+
 class Harness:
     """`ws` is the network volume (kept across starts); `disk` the container disk (VENV_ROOT, HOME,
-    RUN_DIR), which a pod stop wipes: `fresh_container_disk()`. `bin` stands for the image."""
+    RUN_DIR), which a pod stop wipes: `fresh_container_disk()`. `bin` stands for the image.
 
-    def __init__(self, tmp: Path):
+    `venv_root` (opt-in): the VENV_ROOT path the agent is given, as on real pods where every pod's
+    venvs are at the same path (so pods on one volume compute the same archive key). Each agent runs
+    in its own mount namespace where that path is a bind mount of this sandbox's own `disk/venvs`
+    (`self.venv_root`, what the test reads), so two sandboxes can share the path, each with its own
+    directory. Needs root and unshare: see `shared_venv_root_unsupported()`."""
+
+    def __init__(self, tmp: Path, *, venv_root: Path | str | None = None):
         self.tmp = tmp
         self.ws = tmp / "ws"
         self.bin = tmp / "bin"
         self.disk = tmp / "disk"
         self.venv_root = self.disk / "venvs"
+        self.agent_venv_root = Path(venv_root) if venv_root is not None else self.venv_root
         self.run_dir = self.disk / "run"
         self.stub_log = tmp / "stub-calls.jsonl"
         self.runs: list[Run] = []
@@ -202,7 +240,7 @@ class Harness:
             HOME=str(self.disk / "home"),
             LANG="C.UTF-8",
             RUN_DIR=str(self.run_dir),
-            VENV_ROOT=str(self.venv_root),
+            VENV_ROOT=str(self.agent_venv_root),
             STUB_LOG=str(self.stub_log),
             RESTART_BACKOFF_S="1",
             HEALTH_INTERVAL_S="0.2",
@@ -233,8 +271,14 @@ class Harness:
         tmp = payload.with_suffix(".tmp")
         tmp.write_bytes(decode(env.get("STARTUP_B64") or script_b64()))
         os.replace(tmp, payload)
+        argv = [sys.executable, str(payload)]
+        if self.agent_venv_root != self.venv_root:
+            if reason := shared_venv_root_unsupported():
+                raise HarnessError(f"Harness(venv_root=...) is not supported here: {reason}")
+            argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _BIND_SH, "sh",
+                    str(self.agent_venv_root), str(self.venv_root), *argv]
         proc = subprocess.Popen(
-            [sys.executable, str(payload)],
+            argv,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -681,37 +681,74 @@ def test_without_the_file_bundle_the_agent_stops_before_installing(h):
     assert h.records("uv", "hf", "vllm") == []
 
 
-def test_two_pods_cold_starting_on_one_volume_download_once_and_leave_valid_archives(h, tmp_path):
-    from devkit.startup import Harness
+@pytest.mark.parametrize("flock", ["excludes", "does-not-exclude"])
+def test_two_pods_cold_starting_on_one_volume_download_once_and_leave_one_valid_archive(tmp_path, flock):
+    """As on RunPod: both pods' venvs are at the same VENV_ROOT path (each on its own container disk),
+    so they compute the same archive key and race to write the same archive on the shared volume.
+    `does-not-exclude`: the volume's flock does not hold across hosts (unconfirmed on RunPod), played by
+    LOCK_WAIT_S=0, so both pods install and pack the same archive at once (archive.py's no-lock race)."""
+    from devkit.startup import Harness, shared_venv_root_unsupported
+    if reason := shared_venv_root_unsupported():
+        pytest.skip(f"two sandboxes with the same VENV_ROOT path need a bind mount each: {reason}")
+    shared = tmp_path / "opt-runpod-deploy-venvs"  # the one path both agents see as VENV_ROOT
+    (tmp_path / "pod1").mkdir()
     (tmp_path / "pod2").mkdir()
-    other = Harness(tmp_path / "pod2")
-    other.ws.rmdir()
-    other.ws.symlink_to(h.ws)  # the same network volume, another container disk
+    pods = [Harness(tmp_path / "pod1", venv_root=shared), Harness(tmp_path / "pod2", venv_root=shared)]
+    pods[1].ws.rmdir()
+    pods[1].ws.symlink_to(pods[0].ws)  # the same network volume, another container disk
+    vol = pods[0].ws / "venvs"
     try:
-        runs = [h.start(STUB_UV_SLEEP="1", STUB_HF_SLEEP="1"), other.start(STUB_UV_SLEEP="1", STUB_HF_SLEEP="1")]
+        # without the lock, slower installs keep the two pods' installs overlapping even on a loaded runner
+        knobs = {"LOCK_WAIT_S": "0", "STUB_UV_SLEEP": "2"} if flock == "does-not-exclude" else {"STUB_UV_SLEEP": "1"}
+        runs = [pod.start(STUB_HF_SLEEP="1", **knobs) for pod in pods]
         for run in runs:
             settled(run, timeout=60)
         for run in runs:
             assert run.stop() == 0
+        # each pod installed into its own disk, at the shared path (nothing landed at the path itself)
+        assert all(pod.venv("vllm").is_dir() and pod.venv("openwebui").is_dir() for pod in pods)
+        assert not shared.exists() or list(shared.iterdir()) == []
+        files = sorted(p.name for p in vol.iterdir())
         for venv in ("vllm-0.11.2", "openwebui-0.12.4"):
-            names = {p.name for p in (h.ws / "venvs").iterdir() if p.name.startswith(venv) and ".tmp" in p.name}
-            assert names == set()
-        # each pod's venv path is its own container disk's: its own archive (the key has the path)
-        dests = {m.group(1) for p in (h.ws / "venvs").iterdir()
-                 if (m := re.match(r"^(vllm-0\.11\.2-[0-9a-f]{12})", p.name))}
-        assert len(dests) == 2 and all(archive.exists(h.ws / "venvs" / d) for d in dests)
-        # the same model: one pod downloads it, the other waits for the lock and finds it complete
-        assert len(h.records("hf")) + len(other.records("hf")) == 1
-        assert "was downloaded meanwhile (another pod)" in runs[0].output + runs[1].output
-        # a third start on a fresh disk restores, and the archive verifies
-        h.fresh_container_disk()
-        before = len(h.records())
-        warm = h.start()
+            mine = [n for n in files if n.startswith(venv + "-")]
+            # the same key: one archive (one manifest), whose parts are all there is besides it
+            manifests = [n for n in mine if n.endswith(".manifest.json")]
+            assert len(manifests) == 1, files
+            dest = vol / manifests[0].removesuffix(".manifest.json")
+            assert archive.exists(dest), files
+            named = {part["name"] for part in json.loads((vol / manifests[0]).read_text())["parts"]}
+            parts = {n for n in mine if re.fullmatch(re.escape(dest.name) + r"\..+\.p\d+\.tar(\.zst)?", n)}
+            if flock == "excludes":
+                assert parts == named, f"parts no manifest names (another writer's) left on the volume: {files}"
+            else:
+                # KNOWN LEAK (not fixed here): the losing writer's whole set of parts stays on the volume,
+                # since archive._sweep only removes a dead or STALE_S-idle writer's files and the loser
+                # is a live agent. The archive itself is whole (the winner's parts, checked below).
+                assert named <= parts and len({n[len(dest.name):].split(".p")[0] for n in parts - named}) <= 1, files
+            assert [n for n in mine if ".tmp" in n] == [], files
+            # and it unpacks (every part's sha256 checked)
+            archive.unpack(dest, tmp_path / f"unpacked-{venv}", log=lambda _: None)
+            assert (tmp_path / f"unpacked-{venv}" / "env" / "bin" / "python").exists()
+            installs = [pod for pod in pods if pip_install(shared, venv) in uv_installs(pod)]
+            if flock == "excludes":  # one pod installs and packs, the other waits and restores
+                assert len(installs) == 1, [uv_installs(pod) for pod in pods]
+            else:  # both went on without the lock: both installed and packed, one manifest won
+                assert len(installs) == 2, [uv_installs(pod) for pod in pods]
+        if flock == "excludes":
+            # the same model: one pod downloads it, the other waits for the lock and finds it complete
+            assert sum(len(pod.records("hf")) for pod in pods) == 1
+            assert "was downloaded meanwhile (another pod)" in runs[0].output + runs[1].output
+        # a third start on a fresh disk (same VENV_ROOT path, so the same key) restores: no install
+        pods[0].fresh_container_disk()
+        before = len(pods[0].records())
+        warm = pods[0].start()
         settled(warm)
-        assert uv_installs(h, h.records()[before:]) == []
+        assert uv_installs(pods[0], pods[0].records()[before:]) == []
+        assert "runpod-deploy phase=failed" not in warm.lines
         warm.stop()
     finally:
-        other.cleanup()
+        for pod in pods:
+            pod.cleanup()
 
 
 def test_a_signal_during_setup_stops_every_child_and_the_agent(h):
