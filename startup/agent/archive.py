@@ -305,7 +305,7 @@ def pack(src: Path, dest: Path, *, log: Log, parts: int = PARTS, compress: str =
         raise ArchiveError(f"cannot pack {src}: not a directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     _sweep(dest, _referenced(dest), log, stale_s)
-    t0 = time.monotonic()
+    t0, started = time.monotonic(), time.time()
     groups, unpacked, nfiles = _split(src, max(1, parts))
     token = _token()
     names = [_part_name(dest, token, i, fmt) for i in range(len(groups))]
@@ -330,6 +330,11 @@ def pack(src: Path, dest: Path, *, log: Log, parts: int = PARTS, compress: str =
             f.flush()
             os.fsync(f.fileno())
         written.append(tmp)
+        if _committed_since(dest, started):
+            # Another pod packed the same key at the same time and committed first: keep its archive
+            # (a pod may be restoring from it now) and drop ours, or our parts would stay on the volume.
+            log(f"archive: {dest.name} was committed by another writer meanwhile; keeping it, dropping ours")
+            return  # `finally` removes our parts and manifest
         os.replace(tmp, _manifest(dest))  # the commit
         written = []
     except OSError as e:
@@ -346,6 +351,16 @@ def pack(src: Path, dest: Path, *, log: Log, parts: int = PARTS, compress: str =
     log(f"archive: wrote {dest.name}: {nfiles} files, {unpacked / 1e9:.2f} GB → {packed / 1e9:.2f} GB "
         f"({fmt}, {len(entries)} parts) in {time.monotonic() - t0:.0f}s")
     _sweep(dest, _referenced(dest), log, stale_s)
+
+
+def _committed_since(dest: Path, started: float) -> bool:
+    """A readable manifest written after `started` (wall clock, as file times are): another writer's
+    commit during our pack. One from before is the archive we were asked to replace (corrupt)."""
+    try:
+        fresh = _manifest(dest).stat().st_mtime >= started - 1
+    except OSError:
+        return False
+    return fresh and bool(_referenced(dest))
 
 
 def _referenced(dest: Path) -> set[str]:

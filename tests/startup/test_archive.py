@@ -226,6 +226,39 @@ def test_two_writers_at_once_leave_one_valid_archive(tmp_path, compress):
     assert tree(target) in (tree(srcs[0]), tree(srcs[1]))
     left = sorted(p.name for p in dest.parent.iterdir())
     assert not [n for n in left if ".tmp" in n], f"temp files left: {left}"
+    # only the committed archive's parts stay: a writer that commits second drops its own
+    named = {part["name"] for part in json.loads(archive._manifest(dest).read_text())["parts"]}
+    assert set(left) - {archive._manifest(dest).name} == named, left
+
+
+def test_a_writer_that_finds_a_newer_commit_keeps_it_and_drops_its_own_parts(tmp_path):
+    first, second = make_venv(tmp_path / "a", files=20), make_venv(tmp_path / "b", files=30)
+    dest = tmp_path / "vol" / "v"
+    said = []
+    real_split = archive._split
+
+    def split_then_another_pod_commits(src, parts):  # the other pod commits while this one packs
+        archive._split = real_split
+        archive.pack(first, dest, log=lambda _: None)
+        return real_split(src, parts)
+
+    archive._split = split_then_another_pod_commits
+    try:
+        archive.pack(second, dest, log=said.append)
+    finally:
+        archive._split = real_split
+    assert any("committed by another writer meanwhile" in line for line in said), said
+    target = tmp_path / "out"
+    archive.unpack(dest, target, log=lambda _: None)
+    assert tree(target) == tree(first)
+    named = {part["name"] for part in json.loads(archive._manifest(dest).read_text())["parts"]}
+    assert {p.name for p in dest.parent.iterdir()} - {archive._manifest(dest).name} == named
+    # an archive from before this pack began (one being replaced as corrupt) is replaced, not kept
+    old = archive._manifest(dest).stat().st_mtime - 120
+    os.utime(archive._manifest(dest), (old, old))
+    archive.pack(second, dest, log=lambda _: None)
+    archive.unpack(dest, tmp_path / "out2", log=lambda _: None)
+    assert tree(tmp_path / "out2") == tree(second)
 
 
 def test_stale_files_of_a_dead_writer_are_swept_a_live_ones_kept(tmp_path):
