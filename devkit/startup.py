@@ -2,7 +2,7 @@
 sandbox: a temp WORKSPACE (the network volume), a temp "container disk" (the venvs, uv's cache, HOME
 and RUN_DIR) and stub programs on PATH (devkit/stubs/stub.py: uv, nvidia-smi, tar, hf, vllm,
 open-webui). Used by tests/startup (the `h` fixture), tests/startup_real (devkit.startup_real builds
-on it), tests/engine/test_idle_wake.py and bench/startup_bench.py.
+on it), tests/engine/test_wake.py and bench/startup_bench.py.
 
 A failed wait raises HarnessError (an AssertionError, so pytest reports it as a test failure).
 """

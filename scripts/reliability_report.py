@@ -1,10 +1,10 @@
 """Regenerate docs/reliability.md from the tests: `python scripts/reliability_report.py`.
 
-Runs tests/engine/test_faults.py, test_lifecycle.py, test_live3.py, test_failure_messages.py and
-test_bad_input.py (the real Pulumi CLI against the RunPod emulator) with env RELIABILITY_REPORT set, so each
-test appends its row (case, what the program did, pods leaked as measured on the emulator) to a JSON-lines
-file; then renders those rows as the table below the marker in docs/reliability.md. The hand-written text
-above the marker is kept. If any test fails, the document is left as it was and the exit status is pytest's.
+Runs the engine tier (tests/engine: the real Pulumi CLI against the RunPod emulator) with env
+RELIABILITY_REPORT set, so each behaviour test appends its row (behaviour, case, what the program did,
+pods leaked as measured on the emulator) to a JSON-lines file; then renders those rows, one table per
+behaviour, below the marker in docs/reliability.md. The hand-written text above the marker is kept.
+If any test fails, the document is left as it was and the exit status is pytest's.
 
 Extra arguments go to pytest (e.g. `-k killed` for a quick look; the document then holds only
 those rows, so regenerate in full before committing).
@@ -29,11 +29,21 @@ sys.path.insert(0, str(ROOT))
 from devkit.cli import search_path  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
-TESTS = ["tests/engine/test_faults.py", "tests/engine/test_lifecycle.py", "tests/engine/test_live3.py",
-         "tests/engine/test_failure_messages.py", "tests/engine/test_bad_input.py"]
+TESTS = ["tests/engine"]
 MARKER = "<!-- Generated below by scripts/reliability_report.py from the tests' measurements: do not edit by hand. -->"
-SECTIONS = {"faults": "fault: ", "lifecycle": "lifecycle: ", "live": "live RunPod: ", "failures": "failure: ",
-            "secrets": "secret set wrongly: ", "bad input": "bad input: "}
+# The behaviours, in the document's order: section name (as the tests record it) -> what it covers.
+SECTIONS = {
+    "deploy": "the team's flow: preview, up, outputs read by another stack, destroy (tests/engine/test_deploy.py)",
+    "placement": "the GPU walk: every refusal moves it on, except those no other GPU cures (test_placement.py)",
+    "cost": "price ceilings, the worst case, idle stop (test_cost.py)",
+    "updates": "a changed config or pod agent: one PATCH, then proof of the new boot (test_updates.py)",
+    "wake": "stopping and starting pods: idle stop, `running`, a wake onto a full host (test_wake.py)",
+    "drift": "the world changed outside Pulumi, or reported in RunPod's ways; a teammate's pods (test_drift.py)",
+    "failures": "a create, start or `up` that fails: one line, nothing billing outside state (test_failures.py)",
+    "rate limits": "per-account quotas and hour-long windows on every call (test_rate_limits.py)",
+    "secrets": "secrets never in plain text; set the wrong way, refused with the fix (test_secrets.py)",
+    "config": "bad configuration refused at `preview`, naming the key and the fix (test_config.py)",
+}
 
 DEFAULT_INTRO = f"""# Reliability
 
@@ -66,16 +76,22 @@ def leaked_cell(row: dict) -> str:
 
 
 def render(rows: list[dict]) -> str:
-    ordered = [r for s in SECTIONS for r in rows if r["section"] == s]
-    ordered += [r for r in rows if r["section"] not in SECTIONS]
-    lines = ["| fault or input | what the program did | pods leaked (must be 0) |", "|---|---|---|"]
-    for r in ordered:
-        case = SECTIONS.get(r["section"], "") + r["case"]
-        lines.append(f"| {cell(case)} | {cell(r['outcome'])} | {leaked_cell(r)} |")
+    """One table per behaviour, in SECTIONS' order (an unknown section last, under its own name)."""
+    sections = list(SECTIONS) + sorted({r["section"] for r in rows} - set(SECTIONS))
+    out = []
+    for s in sections:
+        mine = [r for r in rows if r["section"] == s]
+        if not mine:
+            continue
+        out += [f"### {s.capitalize()}", "", SECTIONS.get(s, "").capitalize() + ".", "",
+                "| case | what the program did | pods leaked (must be 0) |", "|---|---|---|"]
+        out += [f"| {cell(r['case'])} | {cell(r['outcome'])} | {leaked_cell(r)} |" for r in mine]
+        out.append("")
     total = sum(r["leaked"] for r in rows)
-    counts = ", ".join(f"{sum(r['section'] == s for r in rows)} {s}" for s in SECTIONS)
+    counts = ", ".join(f"{sum(r['section'] == s for r in rows)} {s}" for s in sections if any(
+        r["section"] == s for r in rows))
     when = datetime.date.today().isoformat()
-    return ("\n".join(lines) + f"\n\n{len(rows)} cases ({counts}); pods leaked in total: {total}. "
+    return ("\n".join(out) + f"\n{len(rows)} cases ({counts}); pods leaked in total: {total}. "
             f"Generated on {when} by `python scripts/reliability_report.py`.\n")
 
 

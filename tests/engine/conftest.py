@@ -38,8 +38,6 @@ def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pulumi_cli: str) ->
     monkeypatch.delenv("PULUMI_ACCESS_TOKEN", raising=False)
     return state
 
-
-
 @pytest.fixture
 def engine_emulator(backend):
     """An emulator with a realistic random key (so 'the key is absent from state' means something),
@@ -52,3 +50,19 @@ def engine_emulator(backend):
                    runtime_delay=0.3, ready_delay=0.4, log_interval=0.05).start()
     yield emu
     emu.stop()
+
+
+TEAMMATE_POD = "runpod-deploy-teammate-olmocr-q7x2k9"  # another stack's pod, same RunPod account
+
+
+@pytest.fixture
+def teammate(engine_emulator) -> str:
+    """A pod of another stack on the same account, created before the test: nothing may touch it."""
+    from runpod_provider.client import RunPodClient
+    from runpod_provider.wire import CreatePodRequest, GpuRequest
+
+    emu = engine_emulator
+    with RunPodClient(emu.api_key, emu.api_url) as c:
+        pod = c.create_pod(CreatePodRequest(name=TEAMMATE_POD, image="runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404",
+                                            gpu=GpuRequest(id="NVIDIA L40S", count=1), dataCenterIds=["EU-RO-1"]))
+    return pod.id

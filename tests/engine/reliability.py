@@ -42,7 +42,7 @@ def record(section: str, case: str, outcome: str, leaked_pods: int, before_recov
 
 
 def record_rejection(case: str, msg: str, expected: list[str], d, emu) -> None:
-    """The bad-input table's hook (tests/engine/test_bad_input.py): the message line the user sees."""
+    """The bad-input table's hook (tests/engine/test_config.py): the message line the user sees."""
     if not os.environ.get(REPORT_ENV):
         return
     lines = [ln.strip() for ln in msg.splitlines() if expected[0] in ln]
@@ -51,5 +51,5 @@ def record_rejection(case: str, msg: str, expected: list[str], d, emu) -> None:
     if got and len(value) > 80:  # some messages echo a whole config map: keep the table readable
         line = f"{head} (got …)"
     mutating = [r for r in emu.requests if r["method"] in ("POST", "PATCH", "DELETE")]
-    record("bad input", case, f"rejected at `preview` ({len(mutating)} create/update/delete calls): {line}",
+    record("config", case, f"rejected at `preview` ({len(mutating)} create/update/delete calls): {line}",
            leaked(d, emu))

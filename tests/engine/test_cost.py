@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 
 from devkit.cli import CommandError
-from tests.engine.harness import deploy, dev_models
+from tests.engine.harness import assert_no_orphans, deploy, dev_models
+from tests.engine.reliability import record
+
+SECTION = "cost"
 
 L40S, A100, RTX4090 = "NVIDIA L40S", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090"
 
@@ -29,6 +32,9 @@ def test_preview_reports_the_stacks_worst_case_from_the_catalog(engine_emulator,
     d.write_config({**d.config, "models": models, "maxPricePerHour": 0.9})
     assert "worst case $0.86/h for 1 running pod(s) (catalog prices): olmocr ≤ $0.86/h on NVIDIA L40S, " \
            "ceiling $0.9/h" in d.preview().stdout
+    record(SECTION, "`preview` of the team's stack, then with one model stopped and a $0.9/h ceiling",
+           "preview printed the worst case from the catalog ($2.78/h: each pod on the dearest GPU of its walk; then "
+           "$0.86/h: a stopped model bills no GPU, the ceiling caps the walk); no create", 0)
 
 
 def test_a_ceiling_skips_dearer_gpus_and_the_outputs_say_what_bills_and_what_may(engine_emulator, tmp_path,
@@ -58,6 +64,11 @@ def test_a_ceiling_skips_dearer_gpus_and_the_outputs_say_what_bills_and_what_may
 
     # Nothing to do on a second up: the ceiling and idle stop are stable inputs.
     assert set(d.up().changes) <= {"same"}
+    n = assert_no_orphans(d, engine_emulator)
+    record(SECTION, "a $0.8/h stack ceiling, a $1.0/h model ceiling, idle stop after 30 min for one model",
+           "no create was tried above a ceiling (olmocr on the RTX 4090 at $0.69/h, qwen3vl on the L40S at $0.86/h); "
+           "the outputs give each pod's price, ceiling and idle stop, and the worst case; a second `up` changed "
+           "nothing", n)
 
 
 def test_when_the_ceiling_leaves_no_gpu_with_capacity_the_error_gives_each_reason(engine_emulator, tmp_path,
@@ -75,3 +86,6 @@ def test_when_the_ceiling_leaves_no_gpu_with_capacity_the_error_gives_each_reaso
         assert part in msg, f"{part!r} not in:\n{msg[-2500:]}"
     # At most the 4090 was tried; nothing bills.
     assert len(creates(engine_emulator)) <= 1 and engine_emulator.pods() == []
+    record(SECTION, "a $0.7/h ceiling with the one GPU under it sold out",
+           "`up` failed giving each GPU's reason (above the ceiling, or refused with the catalog stock) and the fix "
+           "(raise maxPricePerHour); no pod", assert_no_orphans(d, engine_emulator))

@@ -1,6 +1,6 @@
 """Config messages that work when followed (issue 14 §2, §6), without the engine: each names the key,
 says the real limit, and gives a command that fixes it; none echoes a secret. The engine tests
-(tests/engine/test_bad_input.py, test_failure_messages.py) run the same checks through the CLI."""
+(tests/engine/test_config.py, test_secrets.py, test_failures.py) run the same checks through the CLI."""
 
 from __future__ import annotations
 

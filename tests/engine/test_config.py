@@ -1,4 +1,4 @@
-"""Bad configuration is rejected at `preview`, with a message naming the key and the fix, and the
+"""Config: bad configuration is rejected at `preview`, with a message naming the key and the fix, and the
 emulator records no create, update or delete. The README's reliability table lists these cases."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from devkit.cli import CommandError
 from tests.engine.harness import deploy, dev_models
-from tests.engine.reliability import record_rejection
+from tests.engine.reliability import record, record_rejection
 
 
 def model_change(**kw):
@@ -170,3 +170,21 @@ def test_the_printed_fix_for_a_missing_nested_key_works_as_printed(engine_emulat
 
 def test_the_table_has_at_least_twenty_cases():
     assert len(CASES) >= 20
+
+
+def test_the_seeds_env_keys_stand_in_for_unset_config(engine_emulator, tmp_path, monkeypatch):
+    d = deploy(engine_emulator, tmp_path, monkeypatch, set_key=False)
+    d.write_config({"models": dev_models()})  # no dataCenter, no networkVolumeId, no key in the stack
+    for k, v in {"RUNPOD_API_KEY": engine_emulator.api_key, "NETWORK_VOLUME_ID": "fuzzvol01eu",
+                 "PREFERRED_DATACENTER": "EU-RO-1"}.items():
+        monkeypatch.setenv(k, v)
+    preview = d.preview()
+    assert preview.changes.get("create", 0) >= 2
+    # and a wrong PREFERRED_DATACENTER is really read: the volume check now refuses it
+    monkeypatch.setenv("PREFERRED_DATACENTER", "US-TX-3")
+    with pytest.raises(CommandError) as e:
+        d.preview()
+    assert "not in dataCenter US-TX-3" in str(e.value)
+    record("config", "config unset in the stack, the seed's env keys set (RUNPOD_API_KEY, NETWORK_VOLUME_ID, "
+           "PREFERRED_DATACENTER)", "`preview` used them (a wrong PREFERRED_DATACENTER is refused by the volume "
+           "check, naming it)", 0)
