@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import tomllib
 from itertools import islice
@@ -24,6 +25,7 @@ from runpod_provider.spec import (
     PATCH_KEYS,
     REPLACE_KEYS,
     Change,
+    PodArgs,
     PodSpec,
     Probe,
     change_kinds,
@@ -190,6 +192,17 @@ def test_a_field_with_two_change_kinds_is_refused():
 
     with pytest.raises(TypeError, match=r"Confused.shm_size_gb declares 2 change kinds"):
         change_kinds(Confused)
+
+
+def test_pod_args_mirror_the_spec_inputs():
+    """PodArgs is the program's typed view of PodSpec: the same inputs but `name` (check() sets it),
+    in the same order, required where PodSpec requires them, else None (PodSpec's default applies)."""
+    args = dataclasses.fields(PodArgs)
+    inputs = [k for k in PodSpec.model_fields if k != "name"]
+    assert [f.name for f in args] == inputs
+    assert ({f.name for f in args if f.default is dataclasses.MISSING}
+            == {k for k in inputs if PodSpec.model_fields[k].is_required()})
+    assert all(f.default is None for f in args if f.default is not dataclasses.MISSING)
 
 
 # A different valid value for each field that reaches RunPod.
