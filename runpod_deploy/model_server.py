@@ -6,7 +6,8 @@ from __future__ import annotations
 import pulumi
 
 from runpod_provider import naming
-from runpod_provider.pod import Pod
+from runpod_provider.pod import Pod, PodArgs
+from runpod_provider.spec import Probe
 from startup.agent.protocol import VLLM_PORT, WEBUI_PORT  # the pod agent listens there: one owner
 
 from . import pod_env
@@ -46,30 +47,30 @@ class ModelServer(pulumi.ComponentResource):
             webui_secret_key=webui_secret.result,
             hf_token=pulumi.Output.secret(cfg.hf_token) if cfg.hf_token else None)
 
-        pod = Pod(name, {
+        pod = Pod(name, PodArgs(
             # The token keeps the orphan sweep off every pod this stack's state did not name.
-            "name_prefix": name_token.result.apply(lambda t: naming.name_prefix(cfg.project, cfg.stack, name, t)),
-            "image": cfg.image,
-            "gpu_type_ids": cfg.gpu_types_for(model),
-            "gpu_count": model.gpu_count,
-            "data_center_ids": [cfg.data_center],
-            "cloud": cfg.cloud,
-            "network_volume_id": cfg.network_volume_id,
-            "volume_mount_path": pod_env.WORKSPACE,
-            "min_cuda_version": cfg.min_cuda_version_for(model),
-            "start_ssh": cfg.start_ssh,
-            "container_disk_gb": model.container_disk_gb or cfg.container_disk_gb,
-            "ports": PORTS + model.extra_ports,
-            "env": env,
-            "secret_env": secret_env,
-            "start_command": pod_env.bootstrap_command(),
-            "running": model.running,
-            "readiness": [{"port": VLLM_PORT, "path": "/health"}, {"port": WEBUI_PORT, "path": "/health"}],
-            "ready_timeout_s": cfg.ready_timeout_seconds,
-            "max_price_per_hour": cfg.max_price_for(model),
-            "ready_stall_s": cfg.ready_stall_seconds,
-            "wake_without_gpu": model.wake_without_gpu,
-        }, opts=child)
+            name_prefix=name_token.result.apply(lambda t: naming.name_prefix(cfg.project, cfg.stack, name, t)),
+            image=cfg.image,
+            gpu_type_ids=cfg.gpu_types_for(model),
+            gpu_count=model.gpu_count,
+            data_center_ids=[cfg.data_center],
+            cloud=cfg.cloud,
+            network_volume_id=cfg.network_volume_id,
+            volume_mount_path=pod_env.WORKSPACE,
+            min_cuda_version=cfg.min_cuda_version_for(model),
+            start_ssh=cfg.start_ssh,
+            container_disk_gb=model.container_disk_gb or cfg.container_disk_gb,
+            ports=PORTS + model.extra_ports,
+            env=env,
+            secret_env=secret_env,
+            start_command=pod_env.bootstrap_command(),
+            running=model.running,
+            readiness=[Probe(port=VLLM_PORT, path="/health"), Probe(port=WEBUI_PORT, path="/health")],
+            ready_timeout_s=cfg.ready_timeout_seconds,
+            max_price_per_hour=cfg.max_price_for(model),
+            ready_stall_s=cfg.ready_stall_seconds,
+            wake_without_gpu=model.wake_without_gpu,
+        ), opts=child)
 
         self.pod_id = pod.pod_id
         self.gpu_type = pod.gpu_type

@@ -38,7 +38,17 @@ from .provider_errors import (
     WokeWithoutGpu,
 )
 from .readiness import BOOT_GRACE_S, BootMark, NotReady, ReadinessWaiter, ZeroGpus, boot_is_new, probe_ok, public_url
-from .spec import INPUT_KEYS, LOCAL_KEYS, PATCH_KEYS, REPLACE_KEYS, RESETTING_KEYS, PodSpec, Probe, describe_errors
+from .spec import (
+    INPUT_KEYS,
+    LOCAL_KEYS,
+    PATCH_KEYS,
+    REPLACE_KEYS,
+    RESETTING_KEYS,
+    PodArgs,
+    PodSpec,
+    Probe,
+    describe_errors,
+)
 from .wire import (
     STOPPED_STATUSES,
     UP_STATUSES,
@@ -344,11 +354,14 @@ class Pod(dynamic.Resource, module="runpod", name="Pod"):
     urls: pulumi.Output[dict[str, str]]
     name: pulumi.Output[str]
 
-    def __init__(self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, resource_name: str, args: PodArgs, opts: pulumi.ResourceOptions | None = None):
         # secret_env holds keys and tokens: keep it secret in state even where the engine's
         # input-to-output secret matching would not (e.g. after a refresh).
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["secret_env"]))
-        super().__init__(PodProvider(), resource_name, {"name": None, **props, **{k: None for k in OUTPUT_KEYS}}, opts)
+        # The outputs (and `name`, set by check()) as None: the SDK makes an attribute only for a key
+        # it was given, and sends no None one to the engine.
+        props = {"name": None, **args.props(), **{k: None for k in OUTPUT_KEYS}}
+        super().__init__(PodProvider(), resource_name, props, opts)
 
 
 # --- helpers: one mapping each ----------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The Pod resource's inputs: one pydantic model. Each field declares, next to its type, what a
 change to it does (`Change`); the key lists the provider diffs with are derived from that. The
-spec also renders itself into the v2 create and update request bodies.
+spec also renders itself into the v2 create and update request bodies. `PodArgs` is the same
+input list typed for the program (`Pod(name, PodArgs(...))`), with no validation or defaults of its own.
 
 `check()` validates with `PodSpec` and turns each pydantic error into a CheckFailure that names
 the property and the fix. No API call happens here: the engine calls check() on preview too.
@@ -8,16 +9,20 @@ the property and the fix. No API call happens here: the engine calls check() on 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import naming
 from .wire import CreatePodRequest, GpuRequest, Mounts, NetworkMount, UpdatePodRequest
+
+if TYPE_CHECKING:  # annotations only: the provider's spec needs no Pulumi runtime
+    import pulumi
 
 PORT_RE = re.compile(r"^\d{1,5}/(http|tcp)$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -171,6 +176,46 @@ class PodSpec(BaseModel):
             env={**(foreign_env or {}), **self.full_env} if env_changed else None,
             ports=self.ports if "ports" in keys else None,
             disk=self.container_disk_gb if "container_disk_gb" in keys else None)
+
+
+@dataclasses.dataclass(kw_only=True)
+class PodArgs:
+    """The `Pod` resource's inputs as the program writes them: one attribute per `PodSpec` field but
+    `name` (check() sets it), in PodSpec's order. PodSpec owns what each means, its validation and its
+    default: an optional attribute left None sends nothing, so the provider applies PodSpec's default.
+    A test keeps the two field lists (and which are required) equal."""
+
+    name_prefix: pulumi.Input[str]
+    image: pulumi.Input[str]
+    gpu_type_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    gpu_count: pulumi.Input[int] | None = None
+    data_center_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    cloud: pulumi.Input[Literal["SECURE", "COMMUNITY"]] | None = None
+    network_volume_id: pulumi.Input[str] | None = None
+    volume_mount_path: pulumi.Input[str] | None = None
+    min_cuda_version: pulumi.Input[str] | None = None
+    start_ssh: pulumi.Input[bool] | None = None
+    container_disk_gb: pulumi.Input[int] | None = None
+    ports: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    env: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None
+    secret_env: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None
+    start_command: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    running: pulumi.Input[bool] | None = None
+    # Plain Probes, not Inputs: the SDK cannot serialize a pydantic object, so props() turns each into its dict.
+    readiness: Sequence[Probe] | None = None
+    ready_timeout_s: pulumi.Input[int] | None = None
+    ready_stall_s: pulumi.Input[int] | None = None
+    wake_without_gpu: pulumi.Input[Literal["replace", "fail"]] | None = None
+    max_price_per_hour: pulumi.Input[float] | None = None
+
+    def props(self) -> dict[str, Any]:
+        """The resource's input bag: every attribute by name, None ones too (the SDK drops a None input,
+        so the engine gets the same properties as from a dict that leaves the key out or sets it None).
+        Not `dataclasses.asdict`: it deep-copies every value, and an Output cannot be copied."""
+        props = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.readiness is not None:
+            props["readiness"] = [p.model_dump() for p in self.readiness]
+        return props
 
 
 def change_kinds(model: type[BaseModel]) -> dict[str, Change]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import shlex
 import tomllib
 from itertools import islice
@@ -9,11 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import dill
+import pulumi
 import pytest
+from pulumi import dynamic
 
 from runpod_provider.client import USER_AGENT
 from runpod_provider.naming import is_pod_name_of, is_stack_pod, name_prefix, new_pod_name, stack_prefix
-from runpod_provider.pod import PodProvider
+from runpod_provider.pod import OUTPUT_KEYS, Pod, PodProvider
 from runpod_provider.polling import Backoff, poll_delays, poll_until
 from runpod_provider.readiness import BootMark, NotReady, ReadinessWaiter, boot_is_new
 from runpod_provider.spec import (
@@ -24,6 +28,7 @@ from runpod_provider.spec import (
     PATCH_KEYS,
     REPLACE_KEYS,
     Change,
+    PodArgs,
     PodSpec,
     Probe,
     change_kinds,
@@ -190,6 +195,56 @@ def test_a_field_with_two_change_kinds_is_refused():
 
     with pytest.raises(TypeError, match=r"Confused.shm_size_gb declares 2 change kinds"):
         change_kinds(Confused)
+
+
+def test_pod_args_mirror_the_spec_inputs():
+    """PodArgs is the program's typed view of PodSpec: the same inputs but `name` (check() sets it),
+    in the same order, required where PodSpec requires them, else None (PodSpec's default applies)."""
+    args = dataclasses.fields(PodArgs)
+    inputs = [k for k in PodSpec.model_fields if k != "name"]
+    assert [f.name for f in args] == inputs
+    assert ({f.name for f in args if f.default is dataclasses.MISSING}
+            == {k for k in inputs if PodSpec.model_fields[k].is_required()})
+    assert all(f.default is None for f in args if f.default is not dataclasses.MISSING)
+
+
+class _Recorder(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.inputs: dict[str, dict] = {}
+
+    def new_resource(self, args):
+        self.inputs[args.name] = {k: v for k, v in args.inputs.items() if k != "__provider"}
+        return f"{args.name}-id", args.inputs
+
+    def call(self, args):
+        return {}
+
+
+def test_typed_args_reach_the_engine_as_the_old_dict_did():
+    """Stacks created when `Pod` took a dict must see no diff: the engine gets the same properties
+    (a None one is not sent; secrets stay secret; probes as dicts)."""
+    recorder = _Recorder()
+    # As runpod_deploy/model_server.py wrote it: Outputs, secrets, and unset inputs as None.
+    as_dict = {**BASE, "name_prefix": pulumi.Output.from_input(BASE["name_prefix"]),
+               "secret_env": {"VLLM_API_KEY": pulumi.Output.secret("s3cr3t-value")},
+               "min_cuda_version": None, "max_price_per_hour": None}
+    typed = PodArgs(**{k: v for k, v in as_dict.items() if v is not None and k != "readiness"},
+                    readiness=[Probe(**p) for p in BASE["readiness"]])
+
+    @pulumi.runtime.test
+    def register():
+        old = Pod.__new__(Pod)  # the former Pod.__init__, with a dict
+        dynamic.Resource.__init__(old, PodProvider(), "old", {"name": None, **as_dict, **dict.fromkeys(OUTPUT_KEYS)})
+        return pulumi.Output.all(old.urn, Pod("typed", typed).urn)
+
+    def with_mocks():
+        pulumi.runtime.set_mocks(recorder, preview=False)
+        register()
+
+    contextvars.copy_context().run(with_mocks)  # Pulumi's settings are context variables: the mocks stay here
+    assert recorder.inputs["typed"] == recorder.inputs["old"]
+    assert "min_cuda_version" not in recorder.inputs["typed"]
+    assert recorder.inputs["typed"]["secret_env"]["value"] == BASE["secret_env"]  # still wrapped as a secret
 
 
 # A different valid value for each field that reaches RunPod.
