@@ -59,7 +59,7 @@ def one_start(h: RealHarness, kind: str, timeout: float) -> dict:
         raise RuntimeError(f"{kind}: services not both up within {timeout}s (stop rc {rc}); output:\n{out[-3000:]}")
     restores = {m.group(1): int(m.group(2)) for m in
                 re.finditer(r"runpod-deploy: (\w+): restored .* in (\d+)s; nothing installed", out)}
-    archives = {m.group(1): int(m.group(2)) for m in re.finditer(r"runpod-deploy: (\w+): archived .* in (\d+)s", out)}
+    archives = {m.group(1): int(m.group(2)) for m in re.finditer(r"runpod-deploy: (\w+): archived.* in (\d+)s", out)}
     return {"kind": kind, "both": both, "phases": seen, "installed": uv_installed_counts(out),
             "downloads": out.count("runpod-deploy: downloading "), "restores": restores, "archives": archives,
             "output": out}
