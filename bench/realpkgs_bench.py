@@ -1,13 +1,14 @@
-"""Cold and warm start of the REAL startup/startup.sh with the REAL packages: `python bench/realpkgs_bench.py`.
+"""Cold and warm start of the REAL pod agent with the REAL packages: `python bench/realpkgs_bench.py`.
 
-The template installs vLLM 0.11.2 and Open WebUI 0.7.2 with the real uv onto an empty temp container
-disk and archives them on an empty temp WORKSPACE (cold), is stopped, and starts again on the same
-WORKSPACE with a fresh container disk, as after a pod stop (warm: the venvs are restored from the
-archives). Measured per start: seconds from launch to each phase line and to both services
-answering /health (the time users wait), the seconds each restore took, and what real uv installed.
-The sandbox is devkit.startup_real's: a stand-in `nvidia-smi`, the model's weights marked present (no
-Hub here), and — no GPU here — vLLM's entry point replaced by the OpenAI-compatible stand-in as soon
-as the template has put the real vLLM on the container disk. Open WebUI is the real one.
+The agent (startup/agent/) installs vLLM and Open WebUI from their locks (startup/locks/) with the
+real uv onto an empty temp container disk and archives them on an empty temp WORKSPACE (cold), is
+stopped, and starts again on the same WORKSPACE with a fresh container disk, as after a pod stop
+(warm: the venvs are restored from the archives). Measured per start: seconds from launch to each
+phase line and to both services answering /health (the time users wait), the seconds each restore
+took, and what real uv installed. The sandbox is devkit.startup_real's: a stand-in `nvidia-smi`, the
+model's weights marked present (no Hub here), and — no GPU here — vLLM's entry point replaced by the
+OpenAI-compatible stand-in as soon as the agent has put the real vLLM on the container disk. Open
+WebUI is the real one.
 
 What this machine cannot show: a GPU's weight load, torch.compile and CUDA-graph capture, and the
 network volume's per-file latency (the WORKSPACE is a local disk here). startup/README.md has the
@@ -58,7 +59,7 @@ def one_start(h: RealHarness, kind: str, timeout: float) -> dict:
         raise RuntimeError(f"{kind}: services not both up within {timeout}s (stop rc {rc}); output:\n{out[-3000:]}")
     restores = {m.group(1): int(m.group(2)) for m in
                 re.finditer(r"runpod-deploy: (\w+): restored .* in (\d+)s; nothing installed", out)}
-    archives = {m.group(1): int(m.group(2)) for m in re.finditer(r"runpod-deploy: (\w+): archived .* in (\d+)s", out)}
+    archives = {m.group(1): int(m.group(2)) for m in re.finditer(r"runpod-deploy: (\w+): archived.* in (\d+)s", out)}
     return {"kind": kind, "both": both, "phases": seen, "installed": uv_installed_counts(out),
             "downloads": out.count("runpod-deploy: downloading "), "restores": restores, "archives": archives,
             "output": out}
@@ -90,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                 h.cleanup()
 
     cache = "empty (first-ever start)" if args.empty_uv_cache else f"warm ({UV_CACHE})"
-    print(f"\nReal vLLM 0.11.2 + Open WebUI 0.7.2 via startup.sh; uv cache {cache}; WORKSPACE and container "
-          "disk both on local disk\n")
+    cfg = stack_config()
+    print(f"\nReal vLLM {cfg.vllm_version_for(cfg.models[OLMOCR])} + Open WebUI {cfg.openwebui_version} via the "
+          f"agent; uv cache {cache}; WORKSPACE and container disk both on local disk\n")
     head = (["start", "both up (s)"] + [f"{p} (s)" for p in PHASES]
             + ["uv installed", "archived vllm/webui (s)", "restored vllm/webui (s)", "downloads"])
     print("| " + " | ".join(head) + " |")

@@ -6,17 +6,17 @@
 
 (A) Archives: packs each real venv with startup/agent/archive.py onto a scratch "volume" directory
 and unpacks it onto a scratch "container disk", timing both and recording each archive's bytes,
-against today's design (one plain tar per venv, whose size is measured by streaming `tar -c`). The
-venvs are the template's: `uv venv --python 3.12|3.11` + `uv pip install --compile-bytecode
-vllm==0.11.2` / `open-webui==0.7.2` (add `--torch-backend cpu` for the CPU-torch one). Scratch
-archives are deleted at the end.
+against the old design (the former startup.sh's one plain tar per venv, whose size is measured by
+streaming `tar -c`). The venvs measured in bench/results were installed as that script did: `uv
+venv --python 3.12|3.11` + `uv pip install --compile-bytecode vllm==0.11.2` / `open-webui==0.7.2`
+(add `--torch-backend cpu` for the CPU-torch one). Scratch archives are deleted at the end.
 
 (B) `--agent`: one cold + warm pair of the real agent with the real packages through devkit's sandbox
 (devkit/startup_real.RealHarness, as bench/realpkgs_bench.py runs it), reading from the start's own
 log the bytes each restore read from the volume (archive.py's "archive: restored … <n> bytes read"
-line; startup.sh's "restored … (<n> bytes)" for today's template) and where they fall against
-`phase=start-vllm`. The warm start's figures become one more design row ("measured warm start
-(log)") next to (A)'s, which come from the --from-raw file (or from this run's --vllm-venv …).
+line) and where they fall against `phase=start-vllm`. The warm start's figures become one more
+design row ("measured warm start (log)") next to (A)'s, which come from the --from-raw file (or
+from this run's --vllm-venv …).
 
 Estimate: the warm-start timeline of an L40S pod serving olmOCR-2-7B-1025-FP8, with the volume as one
 pipe of B GB/s that every read shares (RunPod documents 200-400 MB/s "typical"; B = 0.3 and 1). The
@@ -66,17 +66,16 @@ SPEEDS = (0.3, 1.0)
 GOAL_BEFORE_VLLM_GB = 6.0
 GOAL_WARM_S = 75.0
 
-RESTORED = [  # (regex on one output line, design): bytes a restore read from the volume, and its seconds
-    (re.compile(r"archive: restored (\S+) from (\S+): (\d+) bytes read .* in ([\d.]+)s"), "agent"),
-    (re.compile(r"runpod-deploy: (\w+): restored (\S+) from (\S+) \((\d+) bytes\) in ([\d.]+)s"), "startup.sh"),
-]
+# archive.py's line per restore: the bytes it read from the volume, and its seconds. (venvs.py's
+# summary of the same restore, "<name>: restored … (<n> bytes)", follows it: not counted twice.)
+RESTORED = re.compile(r"archive: restored (\S+) from (\S+): (\d+) bytes read .* in ([\d.]+)s")
 
 
 # ------------------------------------------------------------------ (A) measure archives
 
 
 def plain_tar_bytes(venv: Path) -> int:
-    """Today's archive: `tar -cf` of the venv (and its .python dir), streamed to a counter, not written."""
+    """The old archive: `tar -cf` of the venv (and its .python dir), streamed to a counter, not written."""
     names = [venv.name] + ([venv.name + ".python"] if (venv.parent / (venv.name + ".python")).is_dir() else [])
     tar = subprocess.Popen(["nice", "-n", "10", "tar", "-cf", "-", "-C", str(venv.parent), *names],
                            stdout=subprocess.PIPE)
@@ -103,7 +102,7 @@ def measure(venvs: dict[str, Path], scratch: Path, say) -> dict:
     out = {}
     for name, venv in venvs.items():
         files, size = count_files(venv)
-        say(f"{name}: {venv}: {files} files, {size / GB:.2f} GB; streaming a plain tar (today's archive)")
+        say(f"{name}: {venv}: {files} files, {size / GB:.2f} GB; streaming a plain tar (the old archive)")
         t0 = time.monotonic()
         plain = plain_tar_bytes(venv)
         t_plain = time.monotonic() - t0
@@ -165,24 +164,18 @@ def restored_bytes(output: str) -> dict:
     before_s = after_s = 0.0
     seen_vllm = False
     per: dict[str, int] = {}
-    # The agent says each restore twice (archive.py's "<n> bytes read" line, then venvs.py's summary,
-    # which startup.sh's pattern also matches): count archive.py's lines only when there are any.
-    kinds = {"agent"} if RESTORED[0][0].search(output) else {"startup.sh"}
     for line in output.splitlines():
         if line.strip() == "runpod-deploy phase=start-vllm":
             seen_vllm = True
-        for rx, kind in RESTORED:
-            if kind in kinds and (m := rx.search(line)):
-                n = int(m.group(3) if kind == "agent" else m.group(4))
-                secs = float(m.group(4) if kind == "agent" else m.group(5))
-                name = Path(m.group(1) if kind == "agent" else m.group(2)).name
-                per[name] = n
-                total += n
-                before += 0 if seen_vllm else n
-                if seen_vllm:
-                    after_s += secs
-                else:
-                    before_s += secs
+        if m := RESTORED.search(line):
+            n, secs, name = int(m.group(3)), float(m.group(4)), Path(m.group(1)).name
+            per[name] = n
+            total += n
+            before += 0 if seen_vllm else n
+            if seen_vllm:
+                after_s += secs
+            else:
+                before_s += secs
     return {"before_vllm": before, "total": total, "per_venv": per, "before_vllm_s": before_s,
             "after_vllm_s": after_s}
 
@@ -196,7 +189,7 @@ def timeline(speed: float, vllm_gb: float, webui_gb: float, webui_before_vllm: b
     Rows: (phase, seconds on the critical path)."""
     rows = [("container start", CONTAINER_S), ("prepare", PREPARE_S)]
     t = CONTAINER_S + PREPARE_S
-    if webui_before_vllm:  # today: both restores, one after the other, before vLLM starts
+    if webui_before_vllm:  # the old design: both restores, one after the other, before vLLM starts
         a = max(vllm_gb / speed, vllm_floor_s)
         b = max(webui_gb / speed, webui_floor_s)
         rows += [("restore vLLM venv", a), ("restore Open WebUI venv (before vLLM)", b)]
@@ -281,7 +274,7 @@ def render(raw: dict) -> str:
          "## Archives of the real venvs (measured here)", "",
          "Local disk to local disk, 2 cores shared with other jobs (load at start "
          f"{raw['load']}); pack and unpack once each, `nice -n 10`.", "",
-         "| venv | files | bytes | today: plain tar | new: archive.py | ratio | parts | pack (s) | unpack (s) |",
+         "| venv | files | bytes | old: plain tar | new: archive.py | ratio | parts | pack (s) | unpack (s) |",
          "|---|---|---|---|---|---|---|---|---|"]
     for name, a in arch.items():
         md.append(f"| {name} | {a['files']:,} | {a['bytes'] / GB:.2f} GB | {a['plain_tar'] / GB:.2f} GB | "
@@ -290,8 +283,7 @@ def render(raw: dict) -> str:
     md += ["", "Each round trip restored the same files and bytes: "
           + ", ".join(f"{n} {'yes' if a['round_trip_ok'] else 'NO'}" for n, a in arch.items()) + ".", ""]
     if raw.get("agent"):
-        md += ["## Measured through devkit/startup_real (what it starts: startup.sh today, the agent once "
-               "integrated)", ""]
+        md += ["## Measured through devkit/startup_real (the agent)", ""]
         for kind, r in raw["agent"].items():
             md.append(f"- {kind}: both up after {r['both']:.0f} s; read from the volume before `start-vllm` "
                      f"{r['before_vllm'] / GB:.2f} GB, in total {r['total'] / GB:.2f} GB "
@@ -307,7 +299,7 @@ def render(raw: dict) -> str:
     after = est["after"]
     md += ["", f"Goals (issue 19): ≤ {GOAL_BEFORE_VLLM_GB:.0f} GB before vLLM starts: "
           f"{'met' if after['before_vllm_gb'] <= GOAL_BEFORE_VLLM_GB else 'MISSED'} ({after['before_vllm_gb']:.1f} GB, "
-          f"today {est['before']['before_vllm_gb']:.1f} GB). Warm start ≤ {GOAL_WARM_S:.0f} s for olmOCR at 0.3 GB/s: "
+          f"old {est['before']['before_vllm_gb']:.1f} GB). Warm start ≤ {GOAL_WARM_S:.0f} s for olmOCR at 0.3 GB/s: "
           + ", ".join(f"{n} {e['speeds']['0.3'][0]:.0f} s "
                       f"({'met' if e['speeds']['0.3'][0] <= GOAL_WARM_S else 'missed'})"
                       for n, e in est.items() if n != "before")
@@ -335,10 +327,10 @@ def render(raw: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vllm-venv", type=Path)
-    ap.add_argument("--webui-venv", type=Path, help="Open WebUI's venv as the template installs it today")
+    ap.add_argument("--webui-venv", type=Path, help="Open WebUI's venv (installed with CUDA torch)")
     ap.add_argument("--webui-cpu-venv", type=Path, help="Open WebUI's venv installed with --torch-backend cpu")
     ap.add_argument("--plain-unpack-s", default="30,17",
-                    help="today's restore times here, vLLM,Open WebUI (startup/README.md, realpkgs_bench: 30,17)")
+                    help="the old plain tars' restore times here, vLLM,Open WebUI (startup/WARM_START.md: 30,17)")
     ap.add_argument("--agent", action="store_true", help="also run a cold+warm pair of the agent via devkit")
     ap.add_argument("--scratch", type=Path, default=None, help="where the scratch archives go (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=HERE / "results")

@@ -57,7 +57,7 @@ def find_python(version: str) -> str:
 def find_uv() -> str:
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if not uv:
-        raise VenvError("`uv` is not installed: run `make setup` (requirements-dev.txt pins it)")
+        raise VenvError("`uv` is not installed: run `make setup` (pyproject.toml's dev extra pins it)")
     return uv
 
 

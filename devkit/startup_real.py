@@ -3,7 +3,7 @@ bench/warmstart_bench.py).
 
 devkit.startup's Harness runs the agent as the pod does (the STARTUP_B64 payload decoded and run with
 python3); here it installs vLLM and Open WebUI itself, with the real `uv` (pinned in
-requirements-dev.txt) from the real package index, into a temp container disk, and archives them on
+pyproject.toml's dev extra) from the real package index, into a temp container disk, and archives them on
 a temp WORKSPACE (archive.py). uv's cache lives outside the repo (`~/.cache/runpod-deploy/uv`, the
 same place scripts/setup.sh keeps the Pulumi build), so the first run on a machine downloads ~17 GB
 once and every later run installs from the cache in seconds.
@@ -69,7 +69,7 @@ def find_python(version: str) -> str:
 def find_uv() -> str:
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if not uv:
-        raise HarnessError("`uv` is not installed: run `make setup` (requirements-dev.txt pins it)")
+        raise HarnessError("`uv` is not installed: run `make setup` (pyproject.toml's dev extra pins it)")
     return uv
 
 

@@ -22,7 +22,7 @@ from startup.agent import bundle, lockfiles, protocol
 
 from .schema import ModelConfig, StackConfig
 
-# Not resolve(): the template is the one beside this checkout of the package, even when the package
+# Not resolve(): the agent sent is the one beside this checkout of the package, even when the package
 # directory is a symlink (devkit builds test projects that way).
 ROOT = Path(__file__).absolute().parents[1]
 AGENT_DIR: Path = ROOT / "startup" / "agent"
@@ -36,7 +36,7 @@ RUNPOD_START_SH = "/start.sh"
 PAYLOAD_BUDGET_B64 = 48 * 1024
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
-# Secrets the script reads from env; the stack passes them as Pulumi secrets, never in startup_env().
+# Secrets the agent reads from env; the stack passes them as Pulumi secrets, never in startup_env().
 # VLLM_API_KEY is required; the others are optional (Open WebUI starts only with WEBUI_ADMIN_PASSWORD).
 SECRET_ENV_VARS = protocol.SECRET_ENV_VARS  # the agent reads them: named once, in its protocol
 

@@ -185,12 +185,13 @@ class StackConfig(Strict):
                                          description="host CUDA floor sent with the create")
     vllm_version: str = Field(
         "0.11.2", alias="vllmVersion", pattern=VERSION_RE,
-        description="vLLM installed on the volume, unless a model sets its own (olmocr pins 0.11.2; Qwen3-VL "
-                    "needs ≥ 0.11.0: https://github.com/QwenLM/Qwen3-VL#deployment); installed from its committed "
-                    "lock `startup/locks/vllm-<version>.txt`")
+        description="vLLM release each pod installs (its venv on the container disk, archived on the volume), "
+                    "unless a model sets its own (olmocr pins 0.11.2; Qwen3-VL needs ≥ 0.11.0: "
+                    "https://github.com/QwenLM/Qwen3-VL#deployment); installed from its committed lock "
+                    "`startup/locks/vllm-<version>.txt`")
     openwebui_version: str = Field(
         "0.12.4", alias="openwebuiVersion", pattern=VERSION_RE,
-        description="Open WebUI installed on the volume (needs a committed lock: `python scripts/lock.py "
+        description="Open WebUI release each pod installs, like vLLM (needs a committed lock: `python scripts/lock.py "
                     "openwebui <version>`). Its DB migrations cannot be undone: the pod copies `webui.db` to "
                     "`<data dir>/backups/` before a new version first opens it")
     webui_admin_email: str = Field("admin@fuzzion.local", alias="webuiAdminEmail", pattern=r"^[^@\s]+@[^@\s]+$",

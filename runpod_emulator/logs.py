@@ -94,7 +94,7 @@ class PodLog:
             t += self.interval
             script.append((t, "container", f"runpod-deploy phase={phase}"))
             if mode == "error" and phase == startup.get("phase", "install-vllm"):
-                # The template's `die`: the error, then phase=failed; the pod idles under /start.sh.
+                # The agent's SetupFailed: the error, then phase=failed; the pod idles under /start.sh.
                 script.append((t + self.interval, "container", f"runpod-deploy error={startup.get('text', 'failed')}"))
                 script.append((t + self.interval, "container", FAILED_LINE))
                 self._scheduled, self._tail_at = script, None
@@ -103,8 +103,8 @@ class PodLog:
                 self._scheduled, self._tail_at = script, None  # silent from here on
                 return
             if mode == "slow" and phase == "download-model":
-                # A slow volume: one progress line per step for `seconds` (like the template's
-                # download progress every DOWNLOAD_PROGRESS_S).
+                # A slow volume: one progress line per step for `seconds` (like the agent's
+                # download progress every DOWNLOAD_PROGRESS_S, model.py).
                 seconds = float(startup.get("seconds", 0))
                 step = max(self.interval, min(0.5, seconds / 4 or 0.5))
                 n = max(1, int(seconds / step))

@@ -5,7 +5,7 @@ requirements file with every package pinned and the sha256 of each file that may
 the pod's Python on x86_64 Linux, honouring `startup/locks/floors.txt` (a floor no resolution meets
 fails here, rather than locking a known hole). The pod installs with
 `uv pip install --require-hashes -r <lock>`, and the lock's sha256 is part of the venv archive's key
-(startup/agent/locks.py), so a new lock rebuilds the archive once.
+(startup/agent/lockfiles.py), so a new lock rebuilds the archive once.
 
 Why not `uv pip compile --generate-hashes` as is: it lists the hash of EVERY file of each release
 (all platforms and Pythons): 363 KB for vLLM 0.11.2, too big to travel with the pod's env. uv's
@@ -13,7 +13,7 @@ PEP 751 output (`--format pylock.toml`) names only the files that fit the target
 keeps exactly those hashes (the sdist's only where no wheel fits), about a tenth of the size.
 
 Without arguments: the releases the defaults pin (runpod_deploy/schema.py) and the downloader's hub.
-Needs uv (requirements-dev.txt) and the package index; reads metadata only, installs nothing.
+Needs uv (pyproject.toml's dev extra pins it) and the package index; reads metadata only, installs nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ FLOORS = LOCKS / "floors.txt"
 # The image is Ubuntu 24.04 (glibc 2.39); vLLM's and torch's wheels are manylinux_2_28 or older.
 PLATFORM = os.environ.get("LOCK_PLATFORM", "x86_64-manylinux_2_28")
 
-# name -> the Python the pod creates that venv with (the requirement: startup/agent/locks.py REQUIREMENTS)
+# name -> the Python the pod creates that venv with (the requirement: startup/agent/lockfiles.py REQUIREMENTS)
 PYTHONS = {
     "vllm": "3.12",        # VLLM_PYTHON
     "openwebui": "3.11",   # WEBUI_PYTHON: Open WebUI needs < 3.13
@@ -54,7 +54,7 @@ def defaults() -> list[tuple[str, str]]:
 def find_uv() -> str:
     uv = os.environ.get("UV") or shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if not uv:
-        raise SystemExit("uv not found: run `make setup` (requirements-dev.txt pins it) or set UV=/path/to/uv")
+        raise SystemExit("uv not found: run `make setup` (pyproject.toml's dev extra pins it) or set UV=/path/to/uv")
     return uv
 
 

@@ -95,6 +95,12 @@ def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def api_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """PodStopper's api_url and graphql_url: RunPod's unless the env points elsewhere (the emulator)."""
+    return {"api_url": env.get("IDLE_STOP_API_URL") or DEFAULT_API_URL,
+            "graphql_url": env.get("IDLE_STOP_GRAPHQL_URL") or DEFAULT_GRAPHQL_URL}
+
+
 class PodStopper:
     """Asks RunPod to stop pod `pod_id` with the pod key; `stop()` is True once a path accepted.
       1. REST v2 `POST {api_url}/pods/{id}/action {"action":"stop"}`: 2xx accepted; 401/403/404/410
@@ -366,8 +372,7 @@ def from_env(env: Mapping[str, str], *, metrics_url: str, log: Callable[[str], N
         log(protocol.error_line(f"idle stop is off: {protocol.RUNPOD_POD_ID_ENV} and {protocol.RUNPOD_POD_KEY_ENV}, "
                                 "which RunPod sets in every pod, are not both set"))
         return None
-    stopper = PodStopper(pod_id=pod_id, pod_key=key, api_url=env.get("IDLE_STOP_API_URL") or DEFAULT_API_URL,
-                         graphql_url=env.get("IDLE_STOP_GRAPHQL_URL") or DEFAULT_GRAPHQL_URL, log=log)
+    stopper = PodStopper(pod_id=pod_id, pod_key=key, **api_urls(env), log=log)
     return IdleWatcher(minutes=int(minutes), minute_s=seconds["IDLE_STOP_MINUTE_S"],
                        check_s=seconds["IDLE_STOP_CHECK_S"], metrics_url=metrics_url, stopper=stopper, log=log,
                        retry_s=seconds["IDLE_STOP_RETRY_S"], metrics_key=env.get("VLLM_API_KEY"))

@@ -23,9 +23,6 @@ from .profile import choose, read_gpu, vllm_argv
 from .settings import Settings, SetupFailed, load
 from .venvs import InstallFailed, Spec, Venvs
 
-IDLE_API_URL = "https://api.runpod.io/v2"
-IDLE_GRAPHQL_URL = "https://api.runpod.io/graphql"
-
 
 class Agent:
     def __init__(self, env: dict[str, str], out: Out):
@@ -177,9 +174,7 @@ class Agent:
         if not wanted:
             return
         stopper = idle.PodStopper(pod_id=s.env[protocol.RUNPOD_POD_ID_ENV], pod_key=s.pod_key,
-                                  api_url=s.env.get("IDLE_STOP_API_URL") or IDLE_API_URL,
-                                  graphql_url=s.env.get("IDLE_STOP_GRAPHQL_URL") or IDLE_GRAPHQL_URL,
-                                  log=self.out.line)
+                                  **idle.api_urls(s.env), log=self.out.line)
         watcher = idle.IdleWatcher(minutes=s.idle_minutes, minute_s=s.IDLE_STOP_MINUTE_S,
                                    check_s=s.IDLE_STOP_CHECK_S, metrics_url=f"http://127.0.0.1:{s.VLLM_PORT}/metrics",
                                    metrics_key=s.vllm_key,  # the gate wants the key on /metrics too

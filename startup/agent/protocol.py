@@ -6,7 +6,9 @@ inside the agent's payload, and the provider imports the very same file (``start
 stdout lines (RunPod keeps the container's stdout; ``GET /v2/pods/{id}/logs`` serves it):
 
     runpod-deploy boot=<hex>          first line of every boot: a fresh random id per container start
-    runpod-deploy phase=<name>        one of PHASES; ``ready`` when both services answer
+    runpod-deploy phase=<name>        one of PHASES; ``ready`` each time vLLM's /health turns 200
+                                      (again after a restart; services.Health), whether or not Open
+                                      WebUI is up yet: ``start-webui`` may come before or after it
     runpod-deploy error=<short text>  what went wrong; before ``phase=failed`` when setup ends
     runpod-deploy: <detail>           anything else worth a human's eye
 """

@@ -8,7 +8,6 @@ import json
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -347,7 +346,8 @@ def test_idle_watcher_gets_the_pod_key_and_the_documented_defaults(monkeypatch):
         def run(self, stop):
             made["ran"] = stop
 
-    monkeypatch.setattr(main, "idle", types.SimpleNamespace(PodStopper=PodStopper, IdleWatcher=IdleWatcher))
+    monkeypatch.setattr(main.idle, "PodStopper", PodStopper)  # only the classes: idle.api_urls owns the defaults
+    monkeypatch.setattr(main.idle, "IdleWatcher", IdleWatcher)
     agent = main.Agent({}, output.Out())
     s = settings.load(pod_env(IDLE_STOP_MINUTES="30", IDLE_STOP_MINUTE_S="1", VLLM_PORT="8123"))
     assert agent._idle_wanted(s)
