@@ -72,37 +72,11 @@ def locked_venv(name: str, version: str, *, log=print) -> Path:
     lock = lock_path(name, version)
     if not lock.is_file():
         raise VenvError(f"no lock {lock}: run `python scripts/lock.py {name} {version}`")
-    root = CACHE / "venvs"
-    root.mkdir(parents=True, exist_ok=True)
     python = PYTHONS[name]
     # The key names the path the venv works at, as on the pod.
     key = archive_key(name, version, python=python, venv="(cache)",
                       lock_sha256=hashlib.sha256(lock.read_bytes()).hexdigest())
-    venv = root / key
-    done = venv.with_name(key + ".complete")
-    with open(root / f"{key}.lock", "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)  # two tests (or helpers) build it once
-        if done.is_file():
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        uv = find_uv()
-        env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
-        env.update(UV_CACHE_DIR=str(UV_CACHE), UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", UV_SYSTEM_CERTS="1")
-        t0 = time.monotonic()
-        log(f"locked_venv: installing {lock.name} into {venv} (first time on this machine)")
-        for cmd in ([uv, "venv", "--python", find_python(python), str(venv)],
-                    ["nice", uv, "pip", "install", "--require-hashes", "--python", str(venv / "bin" / "python"),
-                     "-r", str(lock)]):
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise VenvError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        done.write_text(f"{lock.name} installed in {time.monotonic() - t0:.0f}s\n")
-        log(f"locked_venv: {lock.name} installed in {time.monotonic() - t0:.0f}s")
-        return venv
-
-
-if __name__ == "__main__":
-    print(locked_venv(sys.argv[1], sys.argv[2]))
+    return _build(key, python, ["--require-hashes", "-r", str(lock)], lock.name, log)
 
 
 def unlocked_venv(name: str, version: str, *, log=print) -> Path:
@@ -110,11 +84,19 @@ def unlocked_venv(name: str, version: str, *, log=print) -> Path:
     whose fastapi pin cannot meet floors.txt): resolved fresh, never used by a pod."""
     from startup.agent.lockfiles import REQUIREMENTS
 
+    return _build(f"{name}-{version}-unlocked", PYTHONS[name], [REQUIREMENTS[name].format(v=version)],
+                  f"{name} {version} (unlocked)", log)
+
+
+def _build(key: str, python: str, install_args: list[str], what: str, log) -> Path:
+    """~/.cache/runpod-deploy/venvs/<key>, made once per machine: `uv venv`, then `uv pip install
+    <install_args>` from uv's shared cache. A flock makes two tests (or helpers) build it once; the
+    `.complete` marker, written last, tells a finished venv from one a killed build left."""
     root = CACHE / "venvs"
     root.mkdir(parents=True, exist_ok=True)
-    venv = root / f"{name}-{version}-unlocked"
-    done = venv.with_name(venv.name + ".complete")
-    with open(root / f"{venv.name}.lock", "w") as lk:
+    venv = root / key
+    done = venv.with_name(key + ".complete")
+    with open(root / f"{key}.lock", "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         if done.is_file():
             return venv
@@ -122,12 +104,17 @@ def unlocked_venv(name: str, version: str, *, log=print) -> Path:
         uv = find_uv()
         env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
         env.update(UV_CACHE_DIR=str(UV_CACHE), UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", UV_SYSTEM_CERTS="1")
-        log(f"unlocked_venv: installing {name} {version} into {venv}")
-        for cmd in ([uv, "venv", "--python", find_python(PYTHONS[name]), str(venv)],
-                    ["nice", uv, "pip", "install", "--python", str(venv / "bin" / "python"),
-                     REQUIREMENTS[name].format(v=version)]):
+        t0 = time.monotonic()
+        log(f"venvs: installing {what} into {venv} (first time on this machine)")
+        for cmd in ([uv, "venv", "--python", find_python(python), str(venv)],
+                    ["nice", uv, "pip", "install", "--python", str(venv / "bin" / "python"), *install_args]):
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise VenvError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        done.write_text("installed\n")
+        done.write_text(f"{what} installed in {time.monotonic() - t0:.0f}s\n")
+        log(f"venvs: {what} installed in {time.monotonic() - t0:.0f}s")
         return venv
+
+
+if __name__ == "__main__":
+    print(locked_venv(sys.argv[1], sys.argv[2]))
