@@ -204,6 +204,11 @@ class ReadinessWaiter:
         except (RateLimitedError, ServerError, TransportError) as e:
             # Rate limits and RunPod's own failures say nothing about the pod (the client has already
             # retried them): keep polling until the wait's own deadline instead of failing the pod.
+            if isinstance(e, RateLimitedError) and not isinstance(self._unanswered, RateLimitedError):
+                # Said once per run of refusals: the user sees why the wait shows nothing new.
+                after = f" (retry after {e.retry_after:.0f}s)" if e.retry_after is not None else ""
+                self.say(f"RunPod's rate limit (per account, every call counts) refused a status read{after}: "
+                         "still waiting")
             self._unanswered = e
             return None
         self._unanswered = None

@@ -387,7 +387,12 @@ def test_readiness_rides_out_rate_limits_and_server_errors():
                api_errors.TransportError("GET", "/v2/pods/p", None, detail="reset")] * 5
     up = {"id": "p", "status": "RUNNING", "runtime": {"ports": []}}
     w = waiter([{"id": "p", "status": "STARTING"}, *refused, up])
+    said = []
+    w.say = said.append
     assert w.wait().container_up and w.polls == 17
+    # Each run of rate-limit refusals is said once (here each is one poll long: 5 runs).
+    assert said == ["RunPod's rate limit (per account, every call counts) refused a status read "
+                    "(retry after 1s): still waiting"] * 5
 
 
 def test_readiness_that_never_gets_an_answer_says_so_at_its_deadline():
