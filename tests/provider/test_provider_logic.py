@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import dataclasses
 import shlex
@@ -224,22 +225,30 @@ def test_typed_args_reach_the_engine_as_the_old_dict_did():
     """Stacks created when `Pod` took a dict must see no diff: the engine gets the same properties
     (a None one is not sent; secrets stay secret; probes as dicts)."""
     recorder = _Recorder()
-    # As runpod_deploy/model_server.py wrote it: Outputs, secrets, and unset inputs as None.
-    as_dict = {**BASE, "name_prefix": pulumi.Output.from_input(BASE["name_prefix"]),
-               "secret_env": {"VLLM_API_KEY": pulumi.Output.secret("s3cr3t-value")},
-               "min_cuda_version": None, "max_price_per_hour": None}
-    typed = PodArgs(**{k: v for k, v in as_dict.items() if v is not None and k != "readiness"},
-                    readiness=[Probe(**p) for p in BASE["readiness"]])
 
     @pulumi.runtime.test
     def register():
+        # As runpod_deploy/model_server.py wrote it: Outputs, secrets, and unset inputs as None.
+        # Made here, on the test's event loop (an Output's futures belong to the loop it was made on).
+        as_dict = {**BASE, "name_prefix": pulumi.Output.from_input(BASE["name_prefix"]),
+                   "secret_env": {"VLLM_API_KEY": pulumi.Output.secret("s3cr3t-value")},
+                   "min_cuda_version": None, "max_price_per_hour": None}
+        typed = PodArgs(**{k: v for k, v in as_dict.items() if v is not None and k != "readiness"},
+                        readiness=[Probe(**p) for p in BASE["readiness"]])
         old = Pod.__new__(Pod)  # the former Pod.__init__, with a dict
         dynamic.Resource.__init__(old, PodProvider(), "old", {"name": None, **as_dict, **dict.fromkeys(OUTPUT_KEYS)})
         return pulumi.Output.all(old.urn, Pod("typed", typed).urn)
 
     def with_mocks():
-        pulumi.runtime.set_mocks(recorder, preview=False)
-        register()
+        # Pulumi's test runner uses the current event loop; an earlier asyncio.run() leaves none.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            pulumi.runtime.set_mocks(recorder, preview=False)
+            register()
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
     contextvars.copy_context().run(with_mocks)  # Pulumi's settings are context variables: the mocks stay here
     assert recorder.inputs["typed"] == recorder.inputs["old"]
