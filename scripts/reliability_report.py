@@ -83,7 +83,8 @@ def render(rows: list[dict]) -> str:
         mine = [r for r in rows if r["section"] == s]
         if not mine:
             continue
-        out += [f"### {s.capitalize()}", "", SECTIONS.get(s, "").capitalize() + ".", "",
+        about = SECTIONS.get(s, "")
+        out += [f"### {s[:1].upper() + s[1:]}", "", about[:1].upper() + about[1:] + ".", "",
                 "| case | what the program did | pods leaked (must be 0) |", "|---|---|---|"]
         out += [f"| {cell(r['case'])} | {cell(r['outcome'])} | {leaked_cell(r)} |" for r in mine]
         out.append("")
