@@ -130,7 +130,9 @@ def test_three_models_up_and_destroy_under_60_calls_a_minute(engine_emulator, tm
     emu = engine_emulator
     emu.enforce_quotas()
     emu.world.delays["ready"] = 40.0  # 40 s of polling three pods: past 60 calls within a minute window
-    d = deploy(emu, tmp_path, monkeypatch, models=models_for(3))
+    # urllib3 resends a 429 silently when its Retry-After is under the client's cap (10 s); a window met
+    # in its last seconds (as on a loaded machine) would leave nothing said. Cap 1 s: every wait is said.
+    d = deploy(emu, tmp_path, monkeypatch, models=models_for(3), env={"RUNPOD_DEPLOY_MAX_RETRY_AFTER_S": "1"})
     up = d.up()
     limited = answers(emu).count(429)
     assert limited > 0, "the minute quota was never reached: the test proves nothing"
